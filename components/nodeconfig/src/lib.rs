@@ -31,6 +31,20 @@ pub const GUEST_SYSFS_PATH: &str = "/sys/firmware/qemu_fw_cfg/by_name/opt/io.kub
 /// The only format version this crate reads and writes.
 pub const VERSION: u32 = 1;
 
+/// Lines the guest init writes to the serial console at each boot stage, so the harness can
+/// show progress (`kernel`, `userspace`, ...) by reading the console log. Each is written on a
+/// line of its own.
+pub mod marks {
+    /// Init has started as PID 1 (userspace reached).
+    pub const USERSPACE: &str = "kubelab-init: userspace";
+    /// The node config was read and the network is configured.
+    pub const NETWORK_READY: &str = "kubelab-init: network-ready";
+    /// The SSH server is listening.
+    pub const SSH_STARTED: &str = "kubelab-init: ssh-started";
+    /// Init refuses to continue; the rest of the line says why.
+    pub const FATAL: &str = "kubelab-init: fatal:";
+}
+
 /// Everything that makes one VM of a lab a particular node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
