@@ -17,3 +17,4 @@
 #![warn(missing_docs)]
 
 pub mod image;
+pub mod topology;
