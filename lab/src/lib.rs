@@ -16,5 +16,12 @@
 
 #![warn(missing_docs)]
 
+pub mod guest;
+pub mod host;
 pub mod image;
+pub mod lab;
+pub mod net;
+pub mod state;
 pub mod topology;
+pub mod vm;
+pub mod wait;

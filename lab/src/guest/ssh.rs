@@ -1,0 +1,224 @@
+//! An authenticated SSH session to one guest.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ssh2::Session;
+
+use super::netns;
+use crate::wait::{TimedOut, wait_until};
+
+/// SSH port of the guest's server.
+pub const SSH_PORT: u16 = 22;
+/// User the harness logs in as.
+pub const SSH_USER: &str = "root";
+/// Timeout of one TCP connect; the management network is one bridge away.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An SSH failure.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    /// TCP connect from inside the namespace failed.
+    #[error("cannot connect to {addr} in namespace {ns}")]
+    Connect {
+        /// Namespace.
+        ns: String,
+        /// Address.
+        addr: SocketAddr,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Handshake, authentication or a channel operation failed.
+    #[error("SSH to {addr}: {what}")]
+    Ssh {
+        /// Address.
+        addr: SocketAddr,
+        /// What was being done.
+        what: &'static str,
+        /// Underlying error.
+        #[source]
+        source: ssh2::Error,
+    },
+    /// Reading or writing channel data failed.
+    #[error("SSH to {addr}: {what}")]
+    Io {
+        /// Address.
+        addr: SocketAddr,
+        /// What was being done.
+        what: &'static str,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The guest never became ready.
+    #[error(transparent)]
+    Timeout(#[from] TimedOut),
+}
+
+/// The result of a remote command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit status.
+    pub status: i32,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// Stdout as text.
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// An authenticated session.
+pub struct Guest {
+    addr: SocketAddr,
+    session: Session,
+}
+
+impl Guest {
+    /// Connects from inside `ns` and authenticates with the private key at `key`.
+    pub fn connect(ns: &str, ip: Ipv4Addr, key: &Path) -> Result<Self, GuestError> {
+        let addr = SocketAddr::from((ip, SSH_PORT));
+        let tcp = netns::connect_tcp(ns, addr, CONNECT_TIMEOUT).map_err(|source| {
+            GuestError::Connect {
+                ns: ns.to_owned(),
+                addr,
+                source,
+            }
+        })?;
+        let ssh = |what| move |source| GuestError::Ssh { addr, what, source };
+        let mut session = Session::new().map_err(ssh("creating session"))?;
+        session.set_timeout(30_000);
+        session.set_tcp_stream(tcp);
+        session.handshake().map_err(ssh("handshake"))?;
+        let mut public: PathBuf = key.to_owned();
+        public.as_mut_os_string().push(".pub");
+        session
+            .userauth_pubkey_file(SSH_USER, Some(&public), key, None)
+            .map_err(ssh("public key authentication"))?;
+        Ok(Self { addr, session })
+    }
+
+    /// Polls [`Guest::connect`] plus a trivial command until both work or `timeout` passes.
+    pub fn wait_ready(
+        ns: &str,
+        ip: Ipv4Addr,
+        key: &Path,
+        timeout: Duration,
+    ) -> Result<Self, GuestError> {
+        let what = format!("SSH on {ip}");
+        Ok(wait_until(
+            &what,
+            timeout,
+            Duration::from_millis(100),
+            |_| {
+                let guest = Guest::connect(ns, ip, key)?;
+                let out = guest.exec("true")?;
+                if out.status == 0 {
+                    Ok(guest)
+                } else {
+                    Err(GuestError::Io {
+                        addr: guest.addr,
+                        what: "`true` failed",
+                        source: std::io::Error::other(format!("exit status {}", out.status)),
+                    })
+                }
+            },
+        )?)
+    }
+
+    /// Runs `command` through the guest's shell; returns exit status and output.
+    pub fn exec(&self, command: &str) -> Result<ExecOutput, GuestError> {
+        self.exec_with_input(command, &[])
+    }
+
+    /// Runs `command`, feeding `input` to its stdin.
+    pub fn exec_with_input(&self, command: &str, input: &[u8]) -> Result<ExecOutput, GuestError> {
+        let addr = self.addr;
+        let ssh = |what| move |source| GuestError::Ssh { addr, what, source };
+        let io = |what| move |source| GuestError::Io { addr, what, source };
+        let mut channel = self
+            .session
+            .channel_session()
+            .map_err(ssh("opening channel"))?;
+        channel.exec(command).map_err(ssh("exec"))?;
+        if !input.is_empty() {
+            channel.write_all(input).map_err(io("writing stdin"))?;
+        }
+        channel.send_eof().map_err(ssh("closing stdin"))?;
+        // Read both streams without deadlocking on a full window: stderr is drained after
+        // stdout, which is fine for the sizes exchanged here (command output, not bulk data).
+        let mut stdout = Vec::new();
+        channel
+            .read_to_end(&mut stdout)
+            .map_err(io("reading stdout"))?;
+        let mut stderr = Vec::new();
+        channel
+            .stderr()
+            .read_to_end(&mut stderr)
+            .map_err(io("reading stderr"))?;
+        channel.wait_close().map_err(ssh("closing channel"))?;
+        let status = channel.exit_status().map_err(ssh("exit status"))?;
+        Ok(ExecOutput {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Writes `content` to `path` in the guest (mode `mode`, octal), through `cat`, so the
+    /// guest needs no SFTP or scp server.
+    pub fn write_file(&self, path: &str, content: &[u8], mode: u32) -> Result<(), GuestError> {
+        let quoted = shell_quote(path);
+        let out = self.exec_with_input(
+            &format!("cat > {quoted} && chmod {mode:o} {quoted}"),
+            content,
+        )?;
+        if out.status == 0 {
+            Ok(())
+        } else {
+            Err(GuestError::Io {
+                addr: self.addr,
+                what: "writing file",
+                source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
+            })
+        }
+    }
+
+    /// Reads `path` from the guest.
+    pub fn read_file(&self, path: &str) -> Result<Vec<u8>, GuestError> {
+        let out = self.exec(&format!("cat {}", shell_quote(path)))?;
+        if out.status == 0 {
+            Ok(out.stdout)
+        } else {
+            Err(GuestError::Io {
+                addr: self.addr,
+                what: "reading file",
+                source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
+            })
+        }
+    }
+}
+
+/// Quotes `s` for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_for_the_shell() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
