@@ -11,4 +11,4 @@ pub mod keys;
 pub mod netns;
 mod ssh;
 
-pub use ssh::{ExecOutput, Guest, GuestError};
+pub use ssh::{ExecOutput, Guest, GuestError, shell_quote};

@@ -1,0 +1,130 @@
+//! `kubelab down`, `status`, `exec` and `ssh`: commands that reconnect to a running lab
+//! through its state directory.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+
+use kubelab::guest::keys;
+use kubelab::host::SystemHost;
+use kubelab::lab::status::status as lab_status;
+use kubelab::lab::{Lab, down::down as lab_down};
+use kubelab::state::StateRoot;
+use kubelab::topology::Role;
+
+use super::CliError;
+
+/// A role as written in topology files.
+pub fn role(role: Role) -> &'static str {
+    match role {
+        Role::ControlPlane => "control-plane",
+        Role::Worker => "worker",
+        Role::Router => "router",
+    }
+}
+
+/// `kubelab down LAB`.
+pub fn down(lab: &str) -> Result<i32, CliError> {
+    let report = lab_down(&SystemHost, &StateRoot::from_env(), lab)?;
+    println!(
+        "lab {lab} is down: {} process(es) killed, namespace {}, state removed",
+        report.killed.len(),
+        if report.namespace_deleted {
+            "deleted"
+        } else {
+            "was already gone"
+        }
+    );
+    Ok(0)
+}
+
+/// `kubelab status [LAB]`.
+pub fn status(lab: Option<&str>) -> Result<i32, CliError> {
+    let root = StateRoot::from_env();
+    let names = match lab {
+        Some(name) => vec![name.to_owned()],
+        None => root.labs(),
+    };
+    if names.is_empty() {
+        println!("no labs (state in {})", root.path().display());
+        return Ok(0);
+    }
+    for name in names {
+        match lab_status(&SystemHost, &root, &name) {
+            Ok(s) => {
+                println!(
+                    "lab {}: {}, accelerator {}, namespace {}",
+                    s.name,
+                    if s.ready {
+                        "ready"
+                    } else {
+                        "starting or interrupted"
+                    },
+                    s.accel,
+                    if s.namespace { "present" } else { "MISSING" },
+                );
+                println!(
+                    "  {:<12} {:<14} {:<13} {:>8} {:<15} ADDRESSES",
+                    "NODE", "ROLE", "VM", "PID", "MGMT"
+                );
+                for n in s.nodes {
+                    println!(
+                        "  {:<12} {:<14} {:<13} {:>8} {:<15} {}",
+                        n.name,
+                        n.role,
+                        n.vm,
+                        n.pid.map_or("-".into(), |p| p.to_string()),
+                        n.mgmt,
+                        n.addresses.join(" ")
+                    );
+                }
+            }
+            // One broken lab does not hide the others.
+            Err(e) if lab.is_none() => println!("lab {name}: {}", super::chain(&e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(0)
+}
+
+/// `kubelab exec LAB NODE -- CMD...`: output and exit code passed through.
+pub fn exec(lab: &str, node: &str, command: &[String]) -> Result<i32, CliError> {
+    let lab = Lab::open(&StateRoot::from_env(), lab)?;
+    let guest = lab.ssh(node)?;
+    // One argument is taken as a shell command line; several are quoted word by word.
+    let line = if command.len() == 1 {
+        command[0].clone()
+    } else {
+        command
+            .iter()
+            .map(|w| kubelab::guest::shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let out = guest.exec(&line)?;
+    std::io::stdout().write_all(&out.stdout)?;
+    std::io::stderr().write_all(&out.stderr)?;
+    Ok(out.status)
+}
+
+/// `kubelab ssh LAB NODE`: replaces this process with OpenSSH run inside the namespace.
+pub fn ssh(lab: &str, node: &str) -> Result<i32, CliError> {
+    let lab = Lab::open(&StateRoot::from_env(), lab)?;
+    let ip = lab.mgmt_address(node)?;
+    let key = lab.dir.ssh_key();
+    keys::public_key(&key)?;
+    let err = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.plan.namespace, "ssh"])
+        .arg("-i")
+        .arg(&key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            &format!("root@{ip}"),
+        ])
+        .exec();
+    Err(format!("cannot start ssh: {err}").into())
+}
