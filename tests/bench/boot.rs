@@ -1,0 +1,159 @@
+//! `bench-boot`: how long `kubelab up` takes until every node answers SSH, per VM and in
+//! total, for each topology asked for; median of several runs; plus the image's size and how
+//! long a warm-cache image rebuild takes. Prints a Markdown section for docs/benchmarks.md,
+//! with each number's ratio to the issue's target (the peer it is measured against).
+//!
+//! ```text
+//! sudo cargo run -p kubelab-vmtests --bin bench-boot -- [--runs N] [--image DIR] [TOPOLOGY...]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kubelab::host::SystemHost;
+use kubelab::lab::down::down;
+use kubelab::lab::up::{Event, NodeStage, UpOptions, up};
+use kubelab::state::StateRoot;
+
+/// Targets from the issue, under TCG on a 2-core machine: (topology, seconds to all SSH-ready).
+const TARGETS: [(&str, f64); 2] = [("minimal", 3.0), ("ha", 15.0)];
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+}
+
+struct Args {
+    runs: usize,
+    image: Option<PathBuf>,
+    topologies: Vec<String>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        runs: 5,
+        image: std::env::var_os("KUBELAB_IMAGE").map(PathBuf::from),
+        topologies: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => args.runs = it.next().context("--runs N")?.parse()?,
+            "--image" => args.image = Some(it.next().context("--image DIR")?.into()),
+            "-h" | "--help" => {
+                println!("bench-boot [--runs N] [--image DIR] [TOPOLOGY...]  (default: minimal ha)");
+                std::process::exit(0);
+            }
+            t => args.topologies.push(t.to_owned()),
+        }
+    }
+    if args.topologies.is_empty() {
+        args.topologies = vec!["minimal".into(), "ha".into()];
+    }
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    Ok(args)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// One run: seconds from `up` starting to each node's SSH-ready, and to `up` returning.
+struct Run {
+    per_node: BTreeMap<String, f64>,
+    total: f64,
+}
+
+fn one_run(root: &StateRoot, topology: &Path, options: &UpOptions) -> Result<(Run, String)> {
+    let started = Instant::now();
+    let ready = Mutex::new(BTreeMap::new());
+    let state = up(&SystemHost, root, topology, options, &|e| {
+        if let Event::Stage { node, stage: NodeStage::SshReady, .. } = e {
+            ready.lock().unwrap().insert(node, started.elapsed().as_secs_f64());
+        }
+    })?;
+    let total = started.elapsed().as_secs_f64();
+    down(&SystemHost, root, &state.name)?;
+    Ok((
+        Run {
+            per_node: ready.into_inner().unwrap(),
+            total,
+        },
+        state.accel.to_string(),
+    ))
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let image = args
+        .image
+        .clone()
+        .context("give the image directory with --image DIR or KUBELAB_IMAGE (see `kubelab image build`)")?;
+    let manifest = kubelab::image::Manifest::load(&image).with_context(|| image.display().to_string())?;
+    let root = StateRoot::at("/var/lib/kubelab/bench");
+    let (accel, reason) = kubelab::vm::accel::choose(root.path(), &image, &manifest);
+    eprintln!("accelerator {accel} ({reason:?}); {} run(s) per topology", args.runs);
+
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Accelerator: **{accel}**. Host: {} cores (shared with other builds: provisional). Median of {} runs.\n\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.runs
+    ));
+    out.push_str("| topology | VMs | all SSH-ready (median) | min | max | target | ratio to target |\n|---|---|---|---|---|---|---|\n");
+    let mut per_vm_tables = String::new();
+    for topo in &args.topologies {
+        let file = repo.join("topologies").join(format!("{topo}.toml"));
+        let options = UpOptions {
+            image_dir: image.clone(),
+            name: Some(format!("bench-{topo}")),
+            accel: Some(accel),
+            boot_timeout: Duration::from_secs(180),
+        };
+        let mut runs = Vec::new();
+        for i in 0..args.runs {
+            let (run, _) = one_run(&root, &file, &options).with_context(|| format!("{topo} run {}", i + 1))?;
+            eprintln!("{topo} run {}: all SSH-ready in {:.2}s {:?}", i + 1, run.total, run.per_node);
+            runs.push(run);
+        }
+        let mut totals: Vec<f64> = runs.iter().map(|r| r.total).collect();
+        let med = median(&mut totals);
+        let (min, max) = (totals[0], totals[totals.len() - 1]);
+        let target = TARGETS.iter().find(|(t, _)| t == topo).map(|(_, s)| *s);
+        out.push_str(&format!(
+            "| {topo} | {} | {med:.2} s | {min:.2} s | {max:.2} s | {} | {} |\n",
+            runs[0].per_node.len(),
+            target.map_or("-".into(), |t| format!("{t:.0} s")),
+            target.map_or("-".into(), |t| format!("{:.2}x", med / t)),
+        ));
+        per_vm_tables.push_str(&format!("\n`{topo}`, per VM (seconds from `up` start to SSH-ready, median):"));
+        for node in runs[0].per_node.keys() {
+            let mut v: Vec<f64> = runs.iter().filter_map(|r| r.per_node.get(node).copied()).collect();
+            per_vm_tables.push_str(&format!(" {node} {:.2}", median(&mut v)));
+        }
+        per_vm_tables.push('\n');
+    }
+    out.push_str(&per_vm_tables);
+    let size = dir_size(&image);
+    out.push_str(&format!(
+        "\nImage `{}`: {:.1} MiB (kernel + initramfs + root filesystem).\n",
+        manifest.hash.get(..12).unwrap_or(&manifest.hash),
+        size as f64 / (1024.0 * 1024.0)
+    ));
+    println!("{out}");
+    Ok(())
+}
