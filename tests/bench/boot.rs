@@ -24,7 +24,11 @@ const TARGETS: [(&str, f64); 2] = [("minimal", 3.0), ("ha", 15.0)];
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 struct Args {
@@ -45,7 +49,9 @@ fn parse_args() -> Result<Args> {
             "--runs" => args.runs = it.next().context("--runs N")?.parse()?,
             "--image" => args.image = Some(it.next().context("--image DIR")?.into()),
             "-h" | "--help" => {
-                println!("bench-boot [--runs N] [--image DIR] [TOPOLOGY...]  (default: minimal ha)");
+                println!(
+                    "bench-boot [--runs N] [--image DIR] [TOPOLOGY...]  (default: minimal ha)"
+                );
                 std::process::exit(0);
             }
             t => args.topologies.push(t.to_owned()),
@@ -81,8 +87,16 @@ fn one_run(root: &StateRoot, topology: &Path, options: &UpOptions) -> Result<(Ru
     let started = Instant::now();
     let ready = Mutex::new(BTreeMap::new());
     let state = up(&SystemHost, root, topology, options, &|e| {
-        if let Event::Stage { node, stage: NodeStage::SshReady, .. } = e {
-            ready.lock().unwrap().insert(node, started.elapsed().as_secs_f64());
+        if let Event::Stage {
+            node,
+            stage: NodeStage::SshReady,
+            ..
+        } = e
+        {
+            ready
+                .lock()
+                .unwrap()
+                .insert(node, started.elapsed().as_secs_f64());
         }
     })?;
     let total = started.elapsed().as_secs_f64();
@@ -98,14 +112,17 @@ fn one_run(root: &StateRoot, topology: &Path, options: &UpOptions) -> Result<(Ru
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let image = args
-        .image
-        .clone()
-        .context("give the image directory with --image DIR or KUBELAB_IMAGE (see `kubelab image build`)")?;
-    let manifest = kubelab::image::Manifest::load(&image).with_context(|| image.display().to_string())?;
+    let image = args.image.clone().context(
+        "give the image directory with --image DIR or KUBELAB_IMAGE (see `kubelab image build`)",
+    )?;
+    let manifest =
+        kubelab::image::Manifest::load(&image).with_context(|| image.display().to_string())?;
     let root = StateRoot::at("/var/lib/kubelab/bench");
     let (accel, reason) = kubelab::vm::accel::choose(root.path(), &image, &manifest);
-    eprintln!("accelerator {accel} ({reason:?}); {} run(s) per topology", args.runs);
+    eprintln!(
+        "accelerator {accel} ({reason:?}); {} run(s) per topology",
+        args.runs
+    );
 
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut out = String::new();
@@ -126,8 +143,14 @@ fn main() -> Result<()> {
         };
         let mut runs = Vec::new();
         for i in 0..args.runs {
-            let (run, _) = one_run(&root, &file, &options).with_context(|| format!("{topo} run {}", i + 1))?;
-            eprintln!("{topo} run {}: all SSH-ready in {:.2}s {:?}", i + 1, run.total, run.per_node);
+            let (run, _) =
+                one_run(&root, &file, &options).with_context(|| format!("{topo} run {}", i + 1))?;
+            eprintln!(
+                "{topo} run {}: all SSH-ready in {:.2}s {:?}",
+                i + 1,
+                run.total,
+                run.per_node
+            );
             runs.push(run);
         }
         let mut totals: Vec<f64> = runs.iter().map(|r| r.total).collect();
@@ -140,9 +163,14 @@ fn main() -> Result<()> {
             target.map_or("-".into(), |t| format!("{t:.0} s")),
             target.map_or("-".into(), |t| format!("{:.2}x", med / t)),
         ));
-        per_vm_tables.push_str(&format!("\n`{topo}`, per VM (seconds from `up` start to SSH-ready, median):"));
+        per_vm_tables.push_str(&format!(
+            "\n`{topo}`, per VM (seconds from `up` start to SSH-ready, median):"
+        ));
         for node in runs[0].per_node.keys() {
-            let mut v: Vec<f64> = runs.iter().filter_map(|r| r.per_node.get(node).copied()).collect();
+            let mut v: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.per_node.get(node).copied())
+                .collect();
             per_vm_tables.push_str(&format!(" {node} {:.2}", median(&mut v)));
         }
         per_vm_tables.push('\n');
