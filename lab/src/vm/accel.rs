@@ -119,7 +119,7 @@ fn trial(state_root: &Path, image_dir: &Path, manifest: &Manifest) -> bool {
         .arg(image_dir.join(&manifest.kernel))
         .arg("-initrd")
         .arg(image_dir.join(&manifest.initrd))
-        .args(["-append", &manifest.cmdline])
+        .args(["-append", &super::qemu::cmdline(&manifest.cmdline)])
         .arg("-serial")
         .arg(format!("file:{}", log.display()))
         .stdin(Stdio::null())

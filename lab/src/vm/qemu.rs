@@ -10,6 +10,16 @@ use crate::image::Manifest;
 use crate::net::Nic;
 use crate::state::Accel;
 
+/// Appended to the image's kernel command line. `quiet` would hide the kernel's banner, the
+/// only console line that tells "the kernel runs" apart from "QEMU is still in firmware";
+/// `loglevel=5` (notice) shows it and the handful of other notice lines, a negligible cost.
+pub const CMDLINE_EXTRA: &str = "loglevel=5";
+
+/// The image's command line plus [`CMDLINE_EXTRA`] (later parameters win).
+pub fn cmdline(image: &str) -> String {
+    format!("{} {CMDLINE_EXTRA}", image.trim())
+}
+
 /// Everything needed to start one node's QEMU.
 #[derive(Debug, Clone)]
 pub struct VmSpec<'a> {
@@ -68,7 +78,7 @@ impl VmSpec<'_> {
             "-initrd",
             &path(&self.image_dir.join(&self.manifest.initrd)),
         ]);
-        push(&["-append", &self.manifest.cmdline]);
+        push(&["-append", &cmdline(&self.manifest.cmdline)]);
         if let Some(rootfs) = &self.manifest.rootfs {
             let drive = format!(
                 "if=none,id=root,format=raw,readonly=on,file={}",
@@ -134,7 +144,10 @@ mod tests {
         let launch = spec.launch();
         let line = launch.args.join(" ");
         assert!(line.contains("-kernel /img/abc/vmlinuz"), "{line}");
-        assert!(line.contains("-append console=ttyS0 quiet"), "{line}");
+        assert!(
+            line.contains("-append console=ttyS0 quiet loglevel=5"),
+            "{line}"
+        );
         assert!(line.contains("file=/img/abc/root.squashfs"), "{line}");
         assert!(
             line.contains(&format!("-fw_cfg name={FW_CFG_NAME},file=/s/node.json")),
