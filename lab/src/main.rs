@@ -56,6 +56,9 @@ enum Command {
         #[command(subcommand)]
         fault: cli::fault::FaultCommand,
     },
+    /// Build the guest image or regenerate its lock.
+    #[command(subcommand)]
+    Image(kubelab::image::cli::ImageCommand),
 }
 
 fn main() {
@@ -78,6 +81,9 @@ fn main() {
         Command::Exec { lab, node, command } => cli::lab::exec(&lab, &node, &command),
         Command::Ssh { lab, node } => cli::lab::ssh(&lab, &node),
         Command::Fault { lab, fault } => cli::fault::run(&lab, fault),
+        Command::Image(command) => kubelab::image::cli::run(command)
+            .map(|()| 0)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -4,10 +4,14 @@
 //! arguments, sets up logging and calls the component named by the subcommand. Subcommands:
 //!
 //! - `version`: print the build's version.
+//! - `init`: the guest's PID 1 ([`init`]); also what runs when the kernel starts the binary
+//!   as `/init` from the initramfs.
 //!
 //! (Each component adds its subcommand here as it lands: `init`, `store`, `apiserver`, ...)
 
 use clap::{Parser, Subcommand};
+
+mod init;
 
 #[derive(Parser)]
 #[command(name = "kubelabd", version, about)]
@@ -20,12 +24,18 @@ struct Cli {
 enum Command {
     /// Print the version and exit.
     Version,
+    /// Run as the guest's init (PID 1 only).
+    Init,
 }
 
 fn main() -> anyhow::Result<()> {
+    if init::invoked_as_init() {
+        init::run();
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Version => println!("kubelabd {}", env!("CARGO_PKG_VERSION")),
+        Command::Init => init::run(),
     }
     Ok(())
 }

@@ -3,7 +3,214 @@
 //! An image directory is named by the hash of everything that went into it and holds the
 //! kernel, the initramfs, the root filesystem and a `manifest.json` ([`Manifest`]) that tells
 //! the VM layer how to boot it. Nothing in an image directory changes after it is written.
+//!
+//! # Layout
+//!
+//! - [`recipe`]: `images/guest.toml`, what goes in, by name;
+//! - [`lock`]: `images/debian.lock`, every package pinned by version and sha256;
+//! - `apt`: resolving a recipe into a lock, downloading pinned packages;
+//! - `deb`, `elf`, `kmod`: reading packages, ELF files and kernel modules;
+//! - `tree`, `cpio`, `rootfs`: the initramfs and root filesystem as sorted in-memory trees;
+//! - `build`: the pipeline and the cache ([`build()`]);
+//! - [`kubelabd`]: the reproducible static build of the guest binary;
+//! - [`cli`]: `kubelab image build|lock`.
+//!
+//! Cache layout (`<cache>` = [`default_cache_dir`] unless told otherwise):
+//! `<cache>/images/<hash>/` finished images, `<cache>/debs/<sha256>.deb` verified packages,
+//! `<cache>/tmp/` scratch directories of running builds.
 
+mod apt;
+mod build;
+pub mod cli;
+mod cpio;
+mod deb;
+mod elf;
+mod kmod;
+pub mod kubelabd;
+pub mod lock;
 mod manifest;
+pub mod recipe;
+mod rootfs;
+mod tree;
 
+use std::path::{Path, PathBuf};
+
+pub use build::{CMDLINE, FORMAT_VERSION, build, input_hash};
+pub use lock::{Lock, LockedPackage};
 pub use manifest::{MANIFEST_FILE, Manifest};
+pub use recipe::Recipe;
+
+/// What to build an image from, and where to keep it.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The recipe, normally `images/guest.toml`.
+    pub recipe: PathBuf,
+    /// The lock, normally `images/debian.lock`.
+    pub lock: PathBuf,
+    /// The static `kubelabd` binary to ship (see [`kubelabd::build_kubelabd`]).
+    pub kubelabd: PathBuf,
+    /// Cache directory; images go to `<cache_dir>/images/<hash>`.
+    pub cache_dir: PathBuf,
+    /// Where verified `.deb`s are kept (default `<cache_dir>/debs`).
+    pub deb_dir: Option<PathBuf>,
+}
+
+impl BuildOptions {
+    /// The recipe and lock of the checkout at `repo`, the default cache.
+    pub fn for_repo(repo: &Path, kubelabd: PathBuf) -> Self {
+        Self {
+            recipe: repo.join("images/guest.toml"),
+            lock: repo.join("images/debian.lock"),
+            kubelabd,
+            cache_dir: default_cache_dir(),
+            deb_dir: None,
+        }
+    }
+}
+
+/// A finished image.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// The image directory (`<cache>/images/<hash>`).
+    pub dir: PathBuf,
+    /// Its manifest; paths in it are relative to `dir`.
+    pub manifest: Manifest,
+    /// True when the image came from the cache rather than being built now.
+    pub cached: bool,
+}
+
+impl BuiltImage {
+    /// Absolute path of the kernel.
+    pub fn kernel(&self) -> PathBuf {
+        self.dir.join(&self.manifest.kernel)
+    }
+
+    /// Absolute path of the initramfs.
+    pub fn initrd(&self) -> PathBuf {
+        self.dir.join(&self.manifest.initrd)
+    }
+
+    /// Absolute path of the root filesystem, if the image has one.
+    pub fn rootfs(&self) -> Option<PathBuf> {
+        self.manifest.rootfs.as_ref().map(|r| self.dir.join(r))
+    }
+}
+
+/// `$KUBELAB_CACHE` if set, else `/var/cache/kubelab`.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("KUBELAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/kubelab"))
+}
+
+/// Why an image could not be built (or a lock not made).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{}: I/O error", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A recipe or lock is not valid TOML of the expected shape.
+    #[error("{}: not a valid file of its kind", path.display())]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said (with line and column).
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// A recipe or lock field holds an unusable value.
+    #[error("{}: {field}: {problem}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The lock was made from another recipe.
+    #[error("{}: the lock does not match the recipe: {problem}; run `kubelab image lock`", path.display())]
+    StaleLock {
+        /// The lock file.
+        path: PathBuf,
+        /// What differs.
+        problem: String,
+    },
+    /// A package's bytes are not what the lock says.
+    #[error(
+        "package {package} {version}: sha256 is {actual}, the lock expects {expected}; refusing to use it"
+    )]
+    HashMismatch {
+        /// Package name.
+        package: String,
+        /// Package version.
+        version: String,
+        /// sha256 recorded in the lock.
+        expected: String,
+        /// sha256 of the bytes at hand.
+        actual: String,
+    },
+    /// apt could not resolve or provide a package.
+    #[error("package {package}: {problem}")]
+    AptUnresolved {
+        /// `name` or `name=version`.
+        package: String,
+        /// What went wrong.
+        problem: String,
+    },
+    /// A program could not be started.
+    #[error("could not run {command}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A program failed.
+    #[error("{command} failed ({status}): {stderr}")]
+    CommandFailed {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// The guest binary is not statically linked.
+    #[error("{}: kubelabd must be a static ELF executable (build it with `kubelab image build` or RUSTFLAGS=\"-C target-feature=+crt-static\" --target x86_64-unknown-linux-gnu)", path.display())]
+    NotStatic {
+        /// The binary.
+        path: PathBuf,
+    },
+    /// A kernel module is missing or unreadable.
+    #[error("kernel module {module}: {problem}")]
+    Module {
+        /// Module name or path.
+        module: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// An expected file is not in the packages.
+    #[error("{}: {problem}", path.display())]
+    MissingFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A binary in the root filesystem needs a library the image does not have.
+    #[error("{file} needs {library}, which is not in the image (is its package in packages.skip?)")]
+    MissingLibrary {
+        /// The binary or library (path in the image).
+        file: String,
+        /// The `DT_NEEDED` name.
+        library: String,
+    },
+}
