@@ -152,10 +152,11 @@ fn ping_data_network(suite: &Suite, topo: &'static str) -> Result<()> {
         .context("dst NIC")?
         .name
         .clone();
+    // `-Z root`: the guest has no `tcpdump` user to drop privileges to.
     let receiver = lab.guest(c.dst)?;
     let capture = std::thread::spawn(move || {
         receiver.exec(&format!(
-            "timeout 20 tcpdump -n -l -i {dst_iface} -c 1 'icmp[icmptype] == icmp-echo' 2>/dev/null"
+            "timeout 20 tcpdump -Z root -n -l -i {dst_iface} -c 1 'icmp[icmptype] == icmp-echo' 2>/dev/null"
         ))
     });
     let sender = lab.guest(c.src)?;

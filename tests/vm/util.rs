@@ -114,7 +114,14 @@ impl Suite {
 fn image() -> Result<(PathBuf, kubelab::image::Manifest)> {
     let dir = match std::env::var_os("KUBELAB_IMAGE") {
         Some(dir) => PathBuf::from(dir),
-        None => bail!("set KUBELAB_IMAGE to an image directory (built by `kubelab image build`)"),
+        None => {
+            use kubelab::image;
+            let repo = repo_root();
+            let kubelabd = image::kubelabd::build_kubelabd(&repo).context("building kubelabd")?;
+            image::build(&image::BuildOptions::for_repo(&repo, kubelabd))
+                .context("building the guest image")?
+                .dir
+        }
     };
     let manifest =
         kubelab::image::Manifest::load(&dir).with_context(|| format!("{}", dir.display()))?;

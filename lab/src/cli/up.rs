@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kubelab::host::SystemHost;
+use kubelab::image;
 use kubelab::lab::up::{DEFAULT_BOOT_TIMEOUT, Event, UpOptions, up};
 use kubelab::net::NetPlan;
 use kubelab::state::StateRoot;
@@ -24,7 +25,8 @@ pub struct UpArgs {
     /// Lab name (default: the topology's `name`).
     #[arg(long)]
     name: Option<String>,
-    /// Image directory (with manifest.json); default: $KUBELAB_IMAGE.
+    /// Image directory (with manifest.json); default: $KUBELAB_IMAGE, else the repository's
+    /// image, built now or taken from the cache (as `kubelab image build` does).
     #[arg(long)]
     image: Option<PathBuf>,
     /// Per-node deadline from QEMU start to SSH ready, in seconds.
@@ -39,11 +41,19 @@ fn image_dir(args: &UpArgs) -> Result<PathBuf, CliError> {
     if let Some(dir) = std::env::var_os(IMAGE_ENV) {
         return Ok(dir.into());
     }
-    Err(format!(
-        "no image given: build one with `kubelab image build` and pass its directory with \
-         --image DIR (or set {IMAGE_ENV})"
-    )
-    .into())
+    let repo = image::kubelabd::default_workspace();
+    eprintln!(
+        "image: building (or finding in the cache) the image of {}",
+        repo.display()
+    );
+    let kubelabd = image::kubelabd::build_kubelabd(&repo)?;
+    let built = image::build(&image::BuildOptions::for_repo(&repo, kubelabd))?;
+    eprintln!(
+        "image: {} ({})",
+        built.dir.display(),
+        if built.cached { "cached" } else { "built" }
+    );
+    Ok(built.dir)
 }
 
 /// Runs `kubelab up`.
@@ -112,7 +122,7 @@ pub fn run(args: &UpArgs) -> Result<i32, CliError> {
     }
     println!();
     println!(
-        "lab {} is up: {} nodes SSH-ready in {total:.2}s ({}). Try `kubelab exec {} {} -- ip -br addr`, \
+        "lab {} is up: {} nodes SSH-ready in {total:.2}s ({}). Try `kubelab exec {} {} -- ip addr`, \
          remove it with `kubelab down {}`.",
         state.name,
         state.nodes.len(),

@@ -12,8 +12,9 @@ use crate::state::Accel;
 
 /// Appended to the image's kernel command line. `quiet` would hide the kernel's banner, the
 /// only console line that tells "the kernel runs" apart from "QEMU is still in firmware";
-/// `loglevel=5` (notice) shows it and the handful of other notice lines, a negligible cost.
-pub const CMDLINE_EXTRA: &str = "loglevel=5";
+/// `loglevel=6` prints messages up to notice level (the banner is a notice), which adds only a
+/// handful of console lines.
+pub const CMDLINE_EXTRA: &str = "loglevel=6";
 
 /// The image's command line plus [`CMDLINE_EXTRA`] (later parameters win).
 pub fn cmdline(image: &str) -> String {
@@ -145,7 +146,7 @@ mod tests {
         let line = launch.args.join(" ");
         assert!(line.contains("-kernel /img/abc/vmlinuz"), "{line}");
         assert!(
-            line.contains("-append console=ttyS0 quiet loglevel=5"),
+            line.contains("-append console=ttyS0 quiet loglevel=6"),
             "{line}"
         );
         assert!(line.contains("file=/img/abc/root.squashfs"), "{line}");
