@@ -66,6 +66,14 @@ fn parse_args() -> Result<Args> {
     Ok(args)
 }
 
+/// The 1-minute load average, to say how busy the machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .into_iter()
@@ -141,8 +149,10 @@ fn main() -> Result<()> {
 
     let mut out = String::new();
     out.push_str(&format!(
-        "Accelerator: **{accel}**. Host: {} cores (shared with other builds: provisional). Median of {} runs.\n\n",
+        "Accelerator: **{accel}**. Host: {} cores, load average before the runs {} \
+         (shared with other builds: provisional). Median of {} runs.\n\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
         args.runs
     ));
     out.push_str("| topology | VMs | all SSH-ready (median) | min | max | target | ratio to target |\n|---|---|---|---|---|---|---|\n");

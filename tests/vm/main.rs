@@ -22,7 +22,13 @@ fn main() {
         std::process::exit(code);
     }
     let args = Arguments::from_args();
-    let suite = util::Suite::detect();
+    // Listing (nextest lists every binary before running) needs names only: no image build,
+    // no KVM trial.
+    let suite = if args.list {
+        util::Suite::listing()
+    } else {
+        util::Suite::detect()
+    };
     if let Some(reason) = &suite.skip {
         eprintln!("vm suite: every VM test is skipped: {reason}");
     }

@@ -28,6 +28,8 @@ pub const POLL: Duration = Duration::from_millis(200);
 pub struct Suite {
     /// Why VMs cannot run here, if they cannot.
     pub skip: Option<String>,
+    /// Why the image could not be had, on a host that can run VMs (fails every test).
+    pub image_error: Option<String>,
     /// The image directory.
     pub image: PathBuf,
     /// The accelerator all labs use.
@@ -51,25 +53,38 @@ pub fn state_root() -> StateRoot {
 }
 
 impl Suite {
-    /// Checks root, QEMU and the image; chooses the accelerator.
-    pub fn detect() -> Self {
-        let mut suite = Suite {
-            skip: None,
-            image: PathBuf::new(),
-            accel: Accel::Tcg,
-            live: Arc::default(),
-        };
+    /// Why VMs cannot run on this host at all (not root, no QEMU); cheap, no image needed.
+    fn host_skip_reason() -> Option<String> {
         if !rustix::process::geteuid().is_root() {
-            suite.skip = Some("not root: the lab needs network namespaces and taps".into());
-            return suite;
+            return Some("not root: the lab needs network namespaces and taps".into());
         }
         if std::process::Command::new("qemu-system-x86_64")
             .arg("--version")
             .output()
             .is_err()
         {
-            suite.skip =
-                Some("qemu-system-x86_64 is not installed (run scripts/setup-host)".into());
+            return Some("qemu-system-x86_64 is not installed (run scripts/setup-host)".into());
+        }
+        None
+    }
+
+    /// For listing tests: only the cheap host checks, so that tests which cannot run are
+    /// listed as ignored (skipped), and no image is built just to list names.
+    pub fn listing() -> Self {
+        Suite {
+            skip: Self::host_skip_reason(),
+            image_error: None,
+            image: PathBuf::new(),
+            accel: Accel::Tcg,
+            live: Arc::default(),
+        }
+    }
+
+    /// Checks root and QEMU, builds (or finds) the image, chooses the accelerator. On a host
+    /// that can run VMs, failing to get the image fails the tests instead of skipping them.
+    pub fn detect() -> Self {
+        let mut suite = Self::listing();
+        if suite.skip.is_some() {
             return suite;
         }
         match image() {
@@ -83,7 +98,7 @@ impl Suite {
                 suite.image = dir;
                 suite.accel = accel;
             }
-            Err(e) => suite.skip = Some(format!("no guest image: {e:#}")),
+            Err(e) => suite.image_error = Some(format!("cannot get the guest image: {e:#}")),
         }
         suite
     }
@@ -102,6 +117,9 @@ impl Suite {
             if let Some(reason) = &suite.skip {
                 eprintln!("skipped: {reason}");
                 return Ok(Completion::ignored_with(reason));
+            }
+            if let Some(err) = &suite.image_error {
+                return Err(err.clone().into());
             }
             run(&suite, body).map(|()| Completion::Completed)
         })
