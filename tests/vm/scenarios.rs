@@ -74,7 +74,48 @@ pub fn all() -> Vec<(&'static str, &'static str, Scenario)> {
             out.push((topology, name, f));
         }
     }
+    // The remaining QMP faults need no second topology.
+    out.push((
+        "minimal",
+        "pause_resume_reset",
+        pause_resume_reset as Scenario,
+    ));
     out
+}
+
+/// `pause` freezes the node (QMP says paused, its address stops answering), `resume` brings
+/// it back, `reset` reboots it from the clean image (a file written before is gone).
+fn pause_resume_reset(suite: &Suite, topo: &'static str) -> Result<()> {
+    let c = cast(topo);
+    let lab = LabGuard::up(suite, topo, "pause")?;
+    let dst = lab.address(c.dst, c.dst_net);
+    lab.wait_ping(c.src, &dst, true, FAULT_TIMEOUT)?;
+    lab.sh(c.dst, "touch /tmp/kubelab-marker")?;
+    inject(&SystemHost, &lab.lab, &Fault::Pause(c.dst.into()))?;
+    let state = lab.lab.qmp(c.dst)?.status()?;
+    ensure!(
+        !state.running && state.state == "paused",
+        "after pause: {state:?}"
+    );
+    lab.wait_ping(c.src, &dst, false, FAULT_TIMEOUT)?;
+    inject(&SystemHost, &lab.lab, &Fault::Resume(c.dst.into()))?;
+    ensure!(
+        lab.lab.qmp(c.dst)?.status()?.running,
+        "running after resume"
+    );
+    lab.wait_ping(c.src, &dst, true, FAULT_TIMEOUT)?;
+    inject(&SystemHost, &lab.lab, &Fault::Reset(c.dst.into()))?;
+    wait_until(
+        "the reset node to come back clean",
+        Duration::from_secs(150),
+        POLL,
+        |_| {
+            lab.sh(c.dst, "test ! -e /tmp/kubelab-marker")
+                .map_err(|e| format!("{e:#}"))
+        },
+    )?;
+    lab.wait_ping(c.src, &dst, true, FAULT_TIMEOUT)?;
+    Ok(())
 }
 
 /// Every node answers SSH as itself; the router forwards; a second `up` of the same name is

@@ -16,8 +16,21 @@ use kubelab::state::{Accel, StateRoot};
 use kubelab::wait::wait_until;
 use libtest_mimic::{Completion, Failed, Trial};
 
-/// Deadline of one whole test, lab boot included.
-pub const TEST_DEADLINE: Duration = Duration::from_secs(420);
+/// Deadline of one whole test, lab boot included. Below nextest's own termination (300 s in
+/// the default profile, `.config/nextest.toml`) so that the watchdog, not a SIGKILL, ends a
+/// hung test and its labs are torn down.
+pub const TEST_DEADLINE: Duration = Duration::from_secs(240);
+
+/// Prints a progress line with the time since the process started, so the captured output
+/// of a failed or hung test shows where it was.
+pub fn log(what: impl std::fmt::Display) {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let t = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64();
+    eprintln!("[{t:7.2}s] {what}");
+}
 /// Deadline of one node's boot.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(150);
 /// Poll interval of guest-side waits.
@@ -87,8 +100,10 @@ impl Suite {
         if suite.skip.is_some() {
             return suite;
         }
+        log("getting the guest image");
         match image() {
             Ok((dir, manifest)) => {
+                log("choosing the accelerator");
                 let (accel, reason) =
                     kubelab::vm::accel::choose(state_root().path(), &dir, &manifest);
                 eprintln!(
@@ -198,6 +213,7 @@ impl LabGuard {
     /// Boots `topology` under a fresh name.
     pub fn up(suite: &Suite, topology_name: &str, tag: &str) -> Result<Self> {
         let name = lab_name(tag);
+        log(format_args!("up {topology_name} as {name}"));
         suite.live.lock().unwrap().push(name.clone());
         let options = UpOptions {
             image_dir: suite.image.clone(),
@@ -219,11 +235,11 @@ impl LabGuard {
             .iter()
             .filter_map(|n| n.ssh_s)
             .fold(0.0, f64::max);
-        eprintln!(
+        log(format_args!(
             "lab {name}: {} nodes SSH-ready, slowest {total:.2}s ({})",
             state.nodes.len(),
             state.accel
-        );
+        ));
         Ok(Self {
             lab: Lab::open(&root, &name)?,
             suite: suite.clone(),
@@ -284,6 +300,7 @@ impl LabGuard {
             "{from} -> {to} {}",
             if reachable { "reachable" } else { "cut" }
         );
+        log(format_args!("waiting for {what}"));
         wait_until(&what, timeout, POLL, |_| match self.ping_once(from, to) {
             Ok(r) if r == reachable => Ok(()),
             Ok(r) => Err(format!("ping answered: {r}")),
