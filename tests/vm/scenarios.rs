@@ -141,6 +141,25 @@ fn ssh_every_node(suite: &Suite, topo: &'static str) -> Result<()> {
             node.name
         );
     }
+    // File copy both ways over SSH, including bytes a shell would mangle.
+    let guest = lab.guest(&lab.lab.topology.nodes[0].name)?;
+    let content: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    guest.write_file("/tmp/kubelab copy.bin", &content, 0o640)?;
+    ensure!(
+        guest.read_file("/tmp/kubelab copy.bin")? == content,
+        "copied file differs"
+    );
+    let mode = guest
+        .exec("stat -c %a '/tmp/kubelab copy.bin'")?
+        .stdout_str();
+    ensure!(mode.trim() == "640", "mode of the copied file is {mode:?}");
+    let out = guest.exec("echo out; echo err >&2; exit 3")?;
+    ensure!(
+        (out.status, out.stdout_str().as_str(), out.stderr.as_slice())
+            == (3, "out\n", b"err\n".as_slice()),
+        "exec passes exit code and both streams through: {out:?}"
+    );
+
     let options = UpOptions {
         image_dir: suite.image.clone(),
         name: Some(lab.name().to_owned()),
