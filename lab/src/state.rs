@@ -194,6 +194,8 @@ impl StateRoot {
             .flatten()
             .filter(|e| e.path().is_dir())
             .filter_map(|e| e.file_name().into_string().ok())
+            // Dot directories are scratch space (the accelerator trial), not labs.
+            .filter(|name| !name.starts_with('.'))
             .collect();
         names.sort();
         names
@@ -372,6 +374,7 @@ mod tests {
             .unwrap();
         f.write_all(b"{\"kind\":\"tap\",\"na").unwrap();
         assert_eq!(dir.journal().unwrap(), vec![a, b]);
+        std::fs::create_dir(tmp.path().join(".accel-trial-1")).unwrap();
         assert_eq!(root.labs(), vec!["a".to_string()]);
     }
 

@@ -7,6 +7,7 @@
 //! becomes one [`Diagnostic`] naming `file:line:col`, the field, the value and what to do;
 //! nothing outside this module is touched before a topology is valid.
 
+mod fields;
 mod raw;
 mod validate;
 
@@ -224,7 +225,7 @@ impl Topology {
 
     /// Replaces the lab name (`kubelab up --name`), checking it like a name from the file.
     pub fn rename(&mut self, name: &str) -> Result<(), String> {
-        validate::check_lab_name(name)?;
+        fields::check_lab_name(name)?;
         self.name = name.to_owned();
         Ok(())
     }

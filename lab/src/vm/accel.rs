@@ -4,7 +4,9 @@
 //! guests may hang), so the first `up` after a host boot starts one throwaway VM of the image
 //! with KVM and waits, time-boxed, for the init's userspace mark on its console. If it shows
 //! up, KVM is used; otherwise TCG. The verdict is cached per host boot and image in
-//! `<state root>/accel.json`; `KUBELAB_ACCEL=kvm|tcg` overrides it.
+//! `accel.json` beside the state root (`/var/lib/kubelab/accel.json` for the default root, so
+//! users' labs, the VM suite and the benchmark share one trial); `KUBELAB_ACCEL=kvm|tcg`
+//! overrides it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -68,7 +70,7 @@ pub fn choose(state_root: &Path, image_dir: &Path, manifest: &Manifest) -> (Acce
     {
         return (Accel::Tcg, Reason::NoKvmDevice);
     }
-    let cache = state_root.join("accel.json");
+    let cache = state_root.parent().unwrap_or(state_root).join("accel.json");
     let key = (boot_id(), manifest.hash.clone());
     if let Some(cached) = std::fs::read(&cache)
         .ok()
@@ -91,7 +93,7 @@ pub fn choose(state_root: &Path, image_dir: &Path, manifest: &Manifest) -> (Acce
         accel,
     };
     // A failed cache write only costs another trial next time.
-    let _ = std::fs::create_dir_all(state_root)
+    let _ = std::fs::create_dir_all(cache.parent().unwrap_or(state_root))
         .and_then(|()| std::fs::write(&cache, serde_json::to_vec(&record).expect("serializes")));
     (accel, Reason::Trial { seconds })
 }
