@@ -8,7 +8,8 @@
 //!    fetch the needed `.deb`s into `<cache>/debs/<sha256>.deb` (apt-get download, each file
 //!    verified against the lock before it is kept or used), read the kernel and the wanted
 //!    modules, assemble initramfs and root filesystem trees, check shared libraries, write
-//!    `vmlinuz`, `initrd.img`, `rootfs.squashfs` and — last — `manifest.json`.
+//!    the kernel (`vmlinux`, decompressed for PVH boot), `initrd.img`, `rootfs.squashfs`
+//!    and — last — `manifest.json`.
 //! 4. Rename the finished directory into place. A concurrent build of the same hash that
 //!    wins the race is fine: its result is identical.
 
@@ -23,17 +24,18 @@ use super::kmod::{self, Module};
 use super::lock::{Lock, LockedPackage};
 use super::recipe::Recipe;
 use super::tree::Tree;
-use super::{BuildOptions, BuiltImage, Error, MANIFEST_FILE, Manifest, apt, deb, elf, rootfs};
+use super::{
+    BuildOptions, BuiltImage, Error, MANIFEST_FILE, Manifest, apt, deb, elf, kernel, rootfs,
+};
 
 /// Version of the builder's output format. Bump it whenever the builder would produce
 /// different bytes from the same inputs, so old cache entries are not reused.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Kernel command line every VM of the image gets.
 pub const CMDLINE: &str = "console=ttyS0 root=/dev/vda rootfstype=squashfs ro quiet panic=-1";
 
-/// File names inside an image directory.
-const KERNEL_FILE: &str = "vmlinuz";
+/// File names inside an image directory (the kernel's is chosen by [`kernel::boot_kernel`]).
 const INITRD_FILE: &str = "initrd.img";
 const ROOTFS_FILE: &str = "rootfs.squashfs";
 
@@ -146,7 +148,8 @@ pub fn build(options: &BuildOptions) -> Result<BuiltImage, Error> {
     // Output files, manifest last.
     let out = scratch.path().join("out");
     mkdir(&out)?;
-    write(&out.join(KERNEL_FILE), &kernel.vmlinuz)?;
+    let boot_kernel = kernel::boot_kernel(&kernel.vmlinuz)?;
+    write(&out.join(boot_kernel.file), &boot_kernel.data)?;
     let initramfs = rootfs::initramfs(
         &kubelabd,
         &kernel.version,
@@ -161,7 +164,7 @@ pub fn build(options: &BuildOptions) -> Result<BuiltImage, Error> {
     let manifest = Manifest {
         hash: hash.clone(),
         kernel_version: kernel.version.clone(),
-        kernel: KERNEL_FILE.into(),
+        kernel: boot_kernel.file.into(),
         initrd: INITRD_FILE.into(),
         rootfs: Some(ROOTFS_FILE.into()),
         cmdline: CMDLINE.into(),

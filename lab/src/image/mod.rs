@@ -10,6 +10,7 @@
 //! - [`lock`]: `images/debian.lock`, every package pinned by version and sha256;
 //! - `apt`: resolving a recipe into a lock, downloading pinned packages;
 //! - `deb`, `elf`, `kmod`: reading packages, ELF files and kernel modules;
+//! - `kernel`: the uncompressed, PVH-bootable `vmlinux` out of Debian's `bzImage`;
 //! - `tree`, `cpio`, `rootfs`: the initramfs and root filesystem as sorted in-memory trees;
 //! - `build`: the pipeline and the cache ([`build()`]);
 //! - [`kubelabd`]: the reproducible static build of the guest binary;
@@ -25,6 +26,7 @@ pub mod cli;
 mod cpio;
 mod deb;
 mod elf;
+mod kernel;
 mod kmod;
 pub mod kubelabd;
 pub mod lock;
@@ -93,6 +95,40 @@ impl BuiltImage {
     /// Absolute path of the root filesystem, if the image has one.
     pub fn rootfs(&self) -> Option<PathBuf> {
         self.manifest.rootfs.as_ref().map(|r| self.dir.join(r))
+    }
+
+    /// The QEMU arguments that boot this image: kernel, initramfs, command line (plus
+    /// `extra_cmdline`, if any), the root filesystem as a read-only virtio disk (QEMU takes
+    /// a shared lock, so every VM of a lab can use the same file) and a virtio RNG (entropy
+    /// for the host keys at once). Machine, memory, NICs, fw_cfg, serial and QMP are the VM
+    /// layer's (see docs/images.md).
+    pub fn qemu_args(&self, extra_cmdline: &str) -> Vec<String> {
+        let mut cmdline = self.manifest.cmdline.clone();
+        if !extra_cmdline.is_empty() {
+            cmdline.push(' ');
+            cmdline.push_str(extra_cmdline);
+        }
+        let mut args = vec![
+            "-kernel".to_string(),
+            self.kernel().display().to_string(),
+            "-initrd".into(),
+            self.initrd().display().to_string(),
+            "-append".into(),
+            cmdline,
+        ];
+        if let Some(rootfs) = self.rootfs() {
+            args.extend([
+                "-drive".into(),
+                format!(
+                    "file={},if=none,id=rootfs,format=raw,readonly=on",
+                    rootfs.display()
+                ),
+                "-device".into(),
+                "virtio-blk-pci,drive=rootfs".into(),
+            ]);
+        }
+        args.extend(["-device".into(), "virtio-rng-pci".into()]);
+        args
     }
 }
 
