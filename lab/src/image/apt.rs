@@ -112,12 +112,11 @@ pub fn resolve(recipe: &Recipe) -> Result<Lock, Error> {
                 }
             }
         }
-        let filename = field("Filename")?;
         packages.push(LockedPackage {
             name: name.clone(),
             version: version.clone(),
             architecture: field("Architecture")?,
-            file: filename.rsplit('/').next().unwrap_or(&filename).to_string(),
+            filename: field("Filename")?,
             size: field("Size")?.parse().map_err(|_| Error::AptUnresolved {
                 package: format!("{name}={version}"),
                 problem: "its Size field is not a number".into(),
