@@ -4,6 +4,7 @@
 //! Tests that need root, QEMU or apt print `SKIPPED <test>: <reason>` and return.
 
 mod boot;
+mod kubelabd;
 mod lock;
 mod reproducible;
 mod util;

@@ -65,10 +65,7 @@ pub fn options(cache: &Path) -> BuildOptions {
 /// The image, from a cache shared by the boot tests under `target/` (content-addressed, so
 /// sharing it between tests and runs is safe; concurrent builds of one hash are too).
 pub fn shared_image() -> BuiltImage {
-    let cache = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"))
-        .join("kubelab-test-cache");
+    let cache = shared_cache();
     let started = Instant::now();
     let image = image::build(&options(&cache)).expect("building the image");
     eprintln!(
@@ -77,6 +74,14 @@ pub fn shared_image() -> BuiltImage {
         started.elapsed().as_secs_f64()
     );
     image
+}
+
+/// The cache [`shared_image`] uses.
+pub fn shared_cache() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"))
+        .join("kubelab-test-cache")
 }
 
 /// Polls `probe` until it returns `Some` or `deadline` passes.
@@ -178,6 +183,29 @@ impl Drop for Netns {
     }
 }
 
+/// How to start QEMU: the default is what docs/images.md recommends; the boot benchmark
+/// compares it with other choices.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// `-machine` value.
+    pub machine: String,
+    /// `-bios` file; `None` is QEMU's default (SeaBIOS).
+    pub bios: Option<PathBuf>,
+    /// A kernel file to use instead of the image's.
+    pub kernel: Option<PathBuf>,
+}
+
+impl Default for Variant {
+    fn default() -> Self {
+        let qboot = Path::new("/usr/share/qemu/qboot.rom");
+        Self {
+            machine: "q35,accel=tcg".into(),
+            bios: qboot.exists().then(|| qboot.to_path_buf()),
+            kernel: None,
+        }
+    }
+}
+
 /// One QEMU (TCG) booting the image, with its serial console in a file and a QMP socket;
 /// killed by PID and reaped on drop.
 pub struct Qemu {
@@ -191,6 +219,16 @@ impl Qemu {
     /// Boots `image` with `node_json` as its fw_cfg NodeConfig and, if given, one NIC with
     /// `mac` on `netns`'s tap.
     pub fn boot(image: &BuiltImage, node_json: &[u8], net: Option<(&Netns, &str)>) -> Self {
+        Self::boot_variant(image, node_json, net, &Variant::default())
+    }
+
+    /// [`Qemu::boot`] with a chosen machine, firmware and kernel.
+    pub fn boot_variant(
+        image: &BuiltImage,
+        node_json: &[u8],
+        net: Option<(&Netns, &str)>,
+        variant: &Variant,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("node.json");
         std::fs::write(&config, node_json).unwrap();
@@ -200,13 +238,21 @@ impl Qemu {
             Some((ns, _)) => ns.command("qemu-system-x86_64"),
             None => Command::new("qemu-system-x86_64"),
         };
-        cmd.args(["-nodefaults", "-no-user-config", "-machine", "pc,accel=tcg"])
-            .args(["-m", "256", "-smp", "1", "-display", "none", "-no-reboot"]);
-        let qboot = Path::new("/usr/share/qemu/qboot.rom");
-        if qboot.exists() {
-            cmd.arg("-bios").arg(qboot);
+        cmd.args([
+            "-nodefaults",
+            "-no-user-config",
+            "-machine",
+            &variant.machine,
+        ])
+        .args(["-m", "256", "-smp", "1", "-display", "none", "-no-reboot"]);
+        if let Some(bios) = &variant.bios {
+            cmd.arg("-bios").arg(bios);
         }
-        cmd.args(image.qemu_args(""))
+        let mut image_args = image.qemu_args("");
+        if let Some(kernel) = &variant.kernel {
+            image_args[1] = kernel.display().to_string();
+        }
+        cmd.args(image_args)
             .arg("-fw_cfg")
             .arg(format!(
                 "name={},file={}",
