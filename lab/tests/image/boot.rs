@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kubelab_nodeconfig::{Interface, NodeConfig, Role, VERSION, marks};
+use kubelab_nodeconfig::{Interface, NodeConfig, Role, Route, VERSION, marks};
 
 use crate::util::{self, Netns, Qemu};
 
@@ -30,7 +30,10 @@ fn config(ssh_key: &str) -> NodeConfig {
             network: "management".into(),
             management: true,
         }],
-        routes: vec![],
+        routes: vec![Route {
+            destination: "10.215.0.0/24".parse().unwrap(),
+            via: "10.213.0.1".parse().unwrap(),
+        }],
         ip_forward: true,
         ssh_authorized_keys: vec![ssh_key.trim().to_string()],
     }
@@ -114,7 +117,7 @@ fn boots_to_ssh_restarts_services_and_powers_off() {
     let out = ssh(
         &ns,
         &key,
-        "hostname; cat /proc/sys/net/ipv4/ip_forward; ip -4 -o addr show mgmt0; ping -c 1 -W 5 10.213.0.1 >/dev/null && echo ping-ok; tcpdump --version 2>&1 | head -1; touch /usr/written && echo overlay-rw",
+        "hostname; cat /proc/sys/net/ipv4/ip_forward; ip -4 -o addr show mgmt0; ping -c 1 -W 5 10.213.0.1 >/dev/null && echo ping-ok; tcpdump --version 2>&1 | head -1; touch /usr/written && echo overlay-rw; ip route show 10.215.0.0/24",
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -136,6 +139,27 @@ fn boots_to_ssh_restarts_services_and_powers_off() {
         stdout.contains("overlay-rw"),
         "root is writable through the overlay: {stdout}"
     );
+    assert!(
+        stdout.contains("10.215.0.0/24 via 10.213.0.1 dev mgmt0"),
+        "the config's route: {stdout}"
+    );
+
+    // Orphans are re-parented to init and reaped: no zombie stays behind.
+    let out = ssh(
+        &ns,
+        &key,
+        "for i in 1 2 3; do (sleep 0.1 &); done; echo spawned",
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("spawned"));
+    let no_zombies = util::wait_until(Duration::from_secs(20), || {
+        let out = ssh(
+            &ns,
+            &key,
+            "cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == \"Z\"' | wc -l",
+        );
+        (String::from_utf8_lossy(&out.stdout).trim() == "0").then_some(())
+    });
+    assert!(no_zombies.is_some(), "zombies were not reaped");
 
     // A password is never accepted: dropbear runs with -s.
     let pw = ns
