@@ -20,6 +20,7 @@
 //! ([`net::NetSys`]); the rest is thin wrappers over system calls, exercised by the VM tests.
 
 mod console;
+mod ioctl;
 mod modules;
 mod mounts;
 mod net;
@@ -136,7 +137,7 @@ fn boot() -> Result<supervise::Supervisor, Error> {
     tracing::info!(uptime = uptime(), "root filesystem modules loaded");
     let config = read_config()?;
     tracing::info!(hostname = %config.hostname, lab = %config.lab, role = ?config.role, "node config read");
-    net::configure(&config, &mut net::Ioctl::new()?)?;
+    net::configure(&config, &mut ioctl::Ioctl::new()?)?;
     mark(marks::NETWORK_READY);
     tracing::info!(uptime = uptime(), "network configured");
 
