@@ -66,3 +66,44 @@ fn a_tampered_hash_in_the_lock_is_refused() {
     );
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
 }
+
+#[test]
+fn a_damaged_cached_package_is_fetched_again_not_used() {
+    let test = "a_damaged_cached_package_is_fetched_again_not_used";
+    if let Some(reason) = util::missing(&["apt-get", "dpkg-deb", "mksquashfs"], false) {
+        return util::skip(test, &reason);
+    }
+    let started = Instant::now();
+    // A verified package cache to copy from (the boot tests' shared cache).
+    let reference = util::shared_image();
+    let dir = tempfile::tempdir().unwrap();
+    let debs = dir.path().join("debs");
+    std::fs::create_dir(&debs).unwrap();
+    for entry in std::fs::read_dir(util::shared_cache().join("debs")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), debs.join(entry.file_name())).unwrap();
+    }
+    let lock = Lock::load(&util::repo().join("images/debian.lock")).unwrap();
+    let busybox = lock.get("busybox-static").unwrap();
+    let cached = debs.join(format!("{}.deb", busybox.sha256));
+    let mut bytes = std::fs::read(&cached).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&cached, &bytes).unwrap();
+
+    let mut options = util::options(&dir.path().join("cache"));
+    options.deb_dir = Some(debs.clone());
+    let image = image::build(&options).expect("the damaged file is replaced, the build succeeds");
+    assert_eq!(image.manifest.hash, reference.manifest.hash);
+    for file in ["initrd.img", "rootfs.squashfs"] {
+        assert!(
+            std::fs::read(image.dir.join(file)).unwrap()
+                == std::fs::read(reference.dir.join(file)).unwrap(),
+            "{file} differs from the reference build"
+        );
+    }
+    busybox
+        .verify(&std::fs::read(&cached).unwrap())
+        .expect("the cache now holds the right bytes");
+    eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
+}
