@@ -12,7 +12,7 @@
 //! - `deb`, `elf`, `kmod`: reading packages, ELF files and kernel modules;
 //! - `kernel`: the uncompressed, PVH-bootable `vmlinux` out of Debian's `bzImage`;
 //! - `tree`, `cpio`, `rootfs`: the initramfs and root filesystem as sorted in-memory trees;
-//! - `build`: the pipeline and the cache ([`build()`]);
+//! - `build`: the pipeline ([`build()`]); `cache`: verified packages and scratch dirs;
 //! - [`kubelabd`]: the reproducible static build of the guest binary;
 //! - [`cli`]: `kubelab image build|lock`.
 //!
@@ -22,6 +22,7 @@
 
 mod apt;
 mod build;
+mod cache;
 pub mod cli;
 mod cpio;
 mod deb;
