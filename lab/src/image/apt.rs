@@ -112,12 +112,11 @@ pub fn resolve(recipe: &Recipe) -> Result<Lock, Error> {
                 }
             }
         }
-        let filename = field("Filename")?;
         packages.push(LockedPackage {
             name: name.clone(),
             version: version.clone(),
             architecture: field("Architecture")?,
-            file: filename.rsplit('/').next().unwrap_or(&filename).to_string(),
+            filename: field("Filename")?,
             size: field("Size")?.parse().map_err(|_| Error::AptUnresolved {
                 package: format!("{name}={version}"),
                 problem: "its Size field is not a number".into(),
@@ -168,7 +167,21 @@ pub fn download(packages: &[&LockedPackage], dir: &Path) -> Result<Vec<PathBuf>,
     cmd.current_dir(dir)
         .args(["download", "-q", "-o", "APT::Sandbox::User=root"])
         .args(packages.iter().map(|p| p.spec()));
-    run(&mut cmd)?;
+    run(&mut cmd).map_err(|err| match err {
+        Error::CommandFailed { stderr, .. } => Error::AptUnresolved {
+            package: packages
+                .iter()
+                .map(|p| p.spec())
+                .collect::<Vec<_>>()
+                .join(" "),
+            problem: format!(
+                "apt-get download failed: {stderr}. Without package lists run `apt-get update`; \
+                 if a pinned version has left the archive, run `kubelab image lock` and commit \
+                 the new images/debian.lock"
+            ),
+        },
+        other => other,
+    })?;
     packages
         .iter()
         .map(|p| {

@@ -8,32 +8,37 @@
 //!    fetch the needed `.deb`s into `<cache>/debs/<sha256>.deb` (apt-get download, each file
 //!    verified against the lock before it is kept or used), read the kernel and the wanted
 //!    modules, assemble initramfs and root filesystem trees, check shared libraries, write
-//!    `vmlinuz`, `initrd.img`, `rootfs.squashfs` and — last — `manifest.json`.
+//!    the kernel (`vmlinux`, decompressed for PVH boot), `initrd.img`, `rootfs.squashfs`
+//!    and — last — `manifest.json`.
 //! 4. Rename the finished directory into place. A concurrent build of the same hash that
 //!    wins the race is fine: its result is identical.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use super::cache::{fetch, mkdir, read, remove_stale_scratch, set_mode, write};
 use super::kmod::{self, Module};
 use super::lock::{Lock, LockedPackage};
 use super::recipe::Recipe;
 use super::tree::Tree;
-use super::{BuildOptions, BuiltImage, Error, MANIFEST_FILE, Manifest, apt, deb, elf, rootfs};
+use super::{BuildOptions, BuiltImage, Error, MANIFEST_FILE, Manifest, deb, elf, kernel, rootfs};
 
 /// Version of the builder's output format. Bump it whenever the builder would produce
 /// different bytes from the same inputs, so old cache entries are not reused.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 3;
 
-/// Kernel command line every VM of the image gets.
-pub const CMDLINE: &str = "console=ttyS0 root=/dev/vda rootfstype=squashfs ro quiet panic=-1";
+/// Kernel command line every VM of the image gets. `quiet`: every console line costs a trap
+/// into QEMU; `cryptomgr.notests`: the crypto self-tests take ~1 s of a TCG boot
+/// (docs/images.md, "Boot speed"); `panic=-1`: a panic reboots at once, which ends QEMU
+/// under `-no-reboot`.
+pub const CMDLINE: &str =
+    "console=ttyS0 root=/dev/vda rootfstype=squashfs ro quiet cryptomgr.notests panic=-1";
 
-/// File names inside an image directory.
-const KERNEL_FILE: &str = "vmlinuz";
+/// File names inside an image directory (the kernel's is chosen by [`kernel::boot_kernel`]).
 const INITRD_FILE: &str = "initrd.img";
 const ROOTFS_FILE: &str = "rootfs.squashfs";
 
@@ -146,7 +151,8 @@ pub fn build(options: &BuildOptions) -> Result<BuiltImage, Error> {
     // Output files, manifest last.
     let out = scratch.path().join("out");
     mkdir(&out)?;
-    write(&out.join(KERNEL_FILE), &kernel.vmlinuz)?;
+    let boot_kernel = kernel::boot_kernel(&kernel.vmlinuz)?;
+    write(&out.join(boot_kernel.file), &boot_kernel.data)?;
     let initramfs = rootfs::initramfs(
         &kubelabd,
         &kernel.version,
@@ -161,7 +167,7 @@ pub fn build(options: &BuildOptions) -> Result<BuiltImage, Error> {
     let manifest = Manifest {
         hash: hash.clone(),
         kernel_version: kernel.version.clone(),
-        kernel: KERNEL_FILE.into(),
+        kernel: boot_kernel.file.into(),
         initrd: INITRD_FILE.into(),
         rootfs: Some(ROOTFS_FILE.into()),
         cmdline: CMDLINE.into(),
@@ -197,62 +203,6 @@ pub fn input_hash(inputs: &[(&str, &[u8])]) -> String {
         hasher.update(bytes);
     }
     hex::encode(hasher.finalize())
-}
-
-/// Makes every package of `packages` available as a verified file in `debs_dir`, named by
-/// its sha256, downloading the missing ones. Returns name -> path.
-fn fetch(
-    packages: &[&LockedPackage],
-    debs_dir: &Path,
-    scratch: &Path,
-) -> Result<BTreeMap<String, PathBuf>, Error> {
-    mkdir(debs_dir)?;
-    let mut out = BTreeMap::new();
-    let mut missing = Vec::new();
-    for package in packages {
-        let path = debs_dir.join(format!("{}.deb", package.sha256));
-        if path.exists() {
-            match package.verify(&read(&path)?) {
-                Ok(()) => {
-                    out.insert(package.name.clone(), path);
-                    continue;
-                }
-                Err(err) => {
-                    // A damaged cache entry: drop it and download again.
-                    tracing::warn!(package = %package.name, error = %err, "cached .deb is damaged; fetching it again");
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
-        }
-        missing.push(*package);
-    }
-    if missing.is_empty() {
-        return Ok(out);
-    }
-    let download = scratch.join("download");
-    mkdir(&download)?;
-    tracing::info!(count = missing.len(), "downloading packages with apt-get");
-    let files = apt::download(&missing, &download)?;
-    for (package, file) in missing.iter().zip(files) {
-        package.verify(&read(&file)?)?;
-        let path = debs_dir.join(format!("{}.deb", package.sha256));
-        // Rename within one filesystem when possible, so the cache never holds a partial file.
-        let staged = debs_dir.join(format!(
-            ".{}.{}.partial",
-            package.sha256,
-            std::process::id()
-        ));
-        std::fs::copy(&file, &staged).map_err(|source| Error::Io {
-            path: staged.clone(),
-            source,
-        })?;
-        std::fs::rename(&staged, &path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        out.insert(package.name.clone(), path);
-    }
-    Ok(out)
 }
 
 /// What the builder takes from the kernel package.
@@ -348,58 +298,6 @@ fn mksquashfs(stage: &Path, out: &Path) -> Result<(), Error> {
         });
     }
     Ok(())
-}
-
-/// Removes scratch directories left by builds whose process is gone (killed mid-build).
-fn remove_stale_scratch(tmp_root: &Path) {
-    let Ok(entries) = std::fs::read_dir(tmp_root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix("build-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        if let Some(pid) = pid
-            && !Path::new(&format!("/proc/{pid}")).exists()
-        {
-            tracing::info!(dir = %entry.path().display(), "removing scratch dir of a dead build");
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    std::fs::write(path, bytes).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    set_mode(path, 0o644)
-}
-
-fn mkdir(path: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-        Error::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
 }
 
 #[cfg(test)]

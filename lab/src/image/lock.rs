@@ -49,8 +49,9 @@ pub struct LockedPackage {
     pub version: String,
     /// Debian architecture (`amd64` or `all`).
     pub architecture: String,
-    /// File name in the archive pool.
-    pub file: String,
+    /// Path of the `.deb` in its Debian archive (the index's `Filename`, `pool/...`), so
+    /// other fetchers (the Nix flake) can find it without apt; no host is recorded.
+    pub filename: String,
     /// Size in bytes.
     pub size: u64,
     /// Hex sha256 of the `.deb`.
@@ -126,13 +127,18 @@ impl Lock {
                     format!("{:?} is not a hex sha256", p.sha256),
                 ));
             }
-            if p.version.is_empty() || p.file.is_empty() || p.file.contains('/') {
+            if p.version.is_empty() {
+                return Err(invalid(field("version"), "is empty".into()));
+            }
+            if !p.filename.starts_with("pool/")
+                || p.filename
+                    .split('/')
+                    .any(|part| part == ".." || part.is_empty())
+                || !p.filename.ends_with(".deb")
+            {
                 return Err(invalid(
-                    field("file"),
-                    format!(
-                        "{:?} (version {:?}) is not a plain file name",
-                        p.file, p.version
-                    ),
+                    field("filename"),
+                    format!("{:?} is not an archive path pool/.../NAME.deb", p.filename),
                 ));
             }
             if let Some(dep) = p.depends.iter().find(|d| self.get(d).is_none()) {
@@ -216,7 +222,7 @@ mod tests {
             name: name.into(),
             version: "1.0-1".into(),
             architecture: "amd64".into(),
-            file: format!("{name}_1.0-1_amd64.deb"),
+            filename: format!("pool/main/x/{name}/{name}_1.0-1_amd64.deb"),
             size: 3,
             sha256: hex::encode(Sha256::digest(name.as_bytes())),
             depends: depends.iter().map(|s| s.to_string()).collect(),

@@ -10,8 +10,9 @@
 //! - [`lock`]: `images/debian.lock`, every package pinned by version and sha256;
 //! - `apt`: resolving a recipe into a lock, downloading pinned packages;
 //! - `deb`, `elf`, `kmod`: reading packages, ELF files and kernel modules;
+//! - `kernel`: the uncompressed, PVH-bootable `vmlinux` out of Debian's `bzImage`;
 //! - `tree`, `cpio`, `rootfs`: the initramfs and root filesystem as sorted in-memory trees;
-//! - `build`: the pipeline and the cache ([`build()`]);
+//! - `build`: the pipeline ([`build()`]); `cache`: verified packages and scratch dirs;
 //! - [`kubelabd`]: the reproducible static build of the guest binary;
 //! - [`cli`]: `kubelab image build|lock`.
 //!
@@ -21,10 +22,12 @@
 
 mod apt;
 mod build;
+mod cache;
 pub mod cli;
 mod cpio;
 mod deb;
 mod elf;
+mod kernel;
 mod kmod;
 pub mod kubelabd;
 pub mod lock;
@@ -94,6 +97,49 @@ impl BuiltImage {
     pub fn rootfs(&self) -> Option<PathBuf> {
         self.manifest.rootfs.as_ref().map(|r| self.dir.join(r))
     }
+
+    /// The QEMU arguments that boot this image; see [`qemu_image_args`].
+    pub fn qemu_args(&self, extra_cmdline: &str) -> Vec<String> {
+        qemu_image_args(&self.dir, &self.manifest, extra_cmdline)
+    }
+}
+
+/// Where Debian's `qemu-system-x86` puts qboot, the minimal firmware that boots a `-kernel`
+/// faster than SeaBIOS (docs/images.md, "Boot speed").
+pub const QBOOT_ROM: &str = "/usr/share/qemu/qboot.rom";
+
+/// The QEMU arguments that boot the image in `dir`: kernel, initramfs, command line (plus
+/// `extra_cmdline`, if any), the root filesystem as a read-only virtio disk (QEMU takes a
+/// shared lock, so every VM of a lab can use the same file) and a virtio RNG (entropy for
+/// the host keys at once). Machine, firmware, CPU, memory, NICs, fw_cfg, serial and QMP are
+/// the VM layer's; docs/images.md lists what the image expects of them.
+pub fn qemu_image_args(dir: &Path, manifest: &Manifest, extra_cmdline: &str) -> Vec<String> {
+    let mut cmdline = manifest.cmdline.clone();
+    if !extra_cmdline.is_empty() {
+        cmdline.push(' ');
+        cmdline.push_str(extra_cmdline);
+    }
+    let mut args = vec![
+        "-kernel".to_string(),
+        dir.join(&manifest.kernel).display().to_string(),
+        "-initrd".into(),
+        dir.join(&manifest.initrd).display().to_string(),
+        "-append".into(),
+        cmdline,
+    ];
+    if let Some(rootfs) = &manifest.rootfs {
+        args.extend([
+            "-drive".into(),
+            format!(
+                "file={},if=none,id=rootfs,format=raw,readonly=on",
+                dir.join(rootfs).display()
+            ),
+            "-device".into(),
+            "virtio-blk-pci,drive=rootfs".into(),
+        ]);
+    }
+    args.extend(["-device".into(), "virtio-rng-pci".into()]);
+    args
 }
 
 /// `$KUBELAB_CACHE` if set, else `/var/cache/kubelab`.

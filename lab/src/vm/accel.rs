@@ -109,7 +109,7 @@ fn trial(state_root: &Path, image_dir: &Path, manifest: &Manifest) -> bool {
     cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
         .args([
             "-machine",
-            "pc,accel=kvm",
+            "q35,accel=kvm",
             "-cpu",
             "host",
             "-m",
@@ -117,23 +117,22 @@ fn trial(state_root: &Path, image_dir: &Path, manifest: &Manifest) -> bool {
             "-nic",
             "none",
         ])
-        .arg("-kernel")
-        .arg(image_dir.join(&manifest.kernel))
-        .arg("-initrd")
-        .arg(image_dir.join(&manifest.initrd))
-        .args(["-append", &super::qemu::cmdline(&manifest.cmdline)])
+        .args(
+            super::qemu::firmware()
+                .map(|bios| ["-bios".to_string(), bios])
+                .into_iter()
+                .flatten(),
+        )
+        .args(crate::image::qemu_image_args(
+            image_dir,
+            manifest,
+            super::qemu::CMDLINE_EXTRA,
+        ))
         .arg("-serial")
         .arg(format!("file:{}", log.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if let Some(rootfs) = &manifest.rootfs {
-        cmd.arg("-drive").arg(format!(
-            "if=none,id=root,format=raw,readonly=on,file={}",
-            image_dir.join(rootfs).display()
-        ));
-        cmd.args(["-device", "virtio-blk-pci,drive=root"]);
-    }
     let ok = match cmd.spawn() {
         Ok(mut child) => {
             let reached = wait_until(

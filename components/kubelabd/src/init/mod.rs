@@ -20,6 +20,7 @@
 //! ([`net::NetSys`]); the rest is thin wrappers over system calls, exercised by the VM tests.
 
 mod console;
+mod ioctl;
 mod modules;
 mod mounts;
 mod net;
@@ -116,6 +117,7 @@ pub fn run() -> ! {
 /// Stages 1 and 2: everything up to a running SSH server.
 fn boot() -> Result<supervise::Supervisor, Error> {
     mounts::mount_early()?;
+    tracing::info!(uptime = uptime(), "init started");
     // Signals are taken over before any child exists, so no SIGCHLD is ever lost.
     let signals = power::Signals::block()?;
     let release = rustix::system::uname()
@@ -124,23 +126,36 @@ fn boot() -> Result<supervise::Supervisor, Error> {
         .into_owned();
     let modules_dir = Path::new(MODULES_DIR).join(&release);
     modules::load_all(&modules_dir)?;
+    tracing::info!(uptime = uptime(), "initramfs modules loaded");
     let cmdline =
         std::fs::read_to_string("/proc/cmdline").ctx(|| "reading /proc/cmdline".into())?;
     mounts::switch_to_overlay_root(&mounts::RootSpec::from_cmdline(&cmdline))?;
+    tracing::info!(uptime = uptime(), "switched to the overlay root");
 
     mounts::mount_late()?;
     modules::load_all(&modules_dir)?;
+    tracing::info!(uptime = uptime(), "root filesystem modules loaded");
     let config = read_config()?;
     tracing::info!(hostname = %config.hostname, lab = %config.lab, role = ?config.role, "node config read");
-    net::configure(&config, &mut net::Ioctl::new()?)?;
+    net::configure(&config, &mut ioctl::Ioctl::new()?)?;
     mark(marks::NETWORK_READY);
+    tracing::info!(uptime = uptime(), "network configured");
 
     let mut supervisor = supervise::Supervisor::new(signals, power::InputDevices::open());
     ssh::prepare(&config)?;
     supervisor.start(ssh::dropbear_service());
     ssh::wait_listening(Duration::from_secs(5))?;
     mark(marks::SSH_STARTED);
+    tracing::info!(uptime = uptime(), "ssh listening");
     Ok(supervisor)
+}
+
+/// Seconds since the kernel started, for the stage logs (boot speed is measured from them).
+fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Reads the node config from fw_cfg; it appears once `qemu_fw_cfg` has probed.
