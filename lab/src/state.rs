@@ -242,6 +242,30 @@ impl LabDir {
         }
     }
 
+    fn lock_path(&self) -> PathBuf {
+        self.path.join("up.lock")
+    }
+
+    /// Takes the `up` lock: held (an open file with an exclusive `flock`) for as long as an
+    /// `up` of this lab runs, released by the kernel when that process ends however it ends.
+    pub fn lock_up(&self) -> Result<fs::File, StateError> {
+        let path = self.lock_path();
+        let file = fs::File::create(&path).map_err(io(&path))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| io(&path)(e.into()))?;
+        Ok(file)
+    }
+
+    /// Whether an `up` of this lab is running right now (it holds the lock).
+    pub fn up_in_progress(&self) -> bool {
+        let Ok(file) = fs::File::open(self.lock_path()) else {
+            return false;
+        };
+        let free =
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared).is_ok();
+        !free
+    }
+
     fn journal_path(&self) -> PathBuf {
         self.path.join("journal.jsonl")
     }
@@ -350,6 +374,18 @@ mod tests {
         let dir = StateRoot::at(tmp.path()).lab("a");
         dir.create().unwrap();
         assert!(matches!(dir.create(), Err(StateError::Exists { .. })));
+    }
+
+    #[test]
+    fn up_lock_is_seen_while_held_and_gone_after() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateRoot::at(tmp.path()).lab("a");
+        dir.create().unwrap();
+        assert!(!dir.up_in_progress());
+        let lock = dir.lock_up().unwrap();
+        assert!(dir.up_in_progress());
+        drop(lock);
+        assert!(!dir.up_in_progress());
     }
 
     #[test]

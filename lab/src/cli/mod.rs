@@ -46,6 +46,7 @@ pub fn exit_code(err: &(dyn std::error::Error + 'static)) -> i32 {
         ) => 2,
         Some(
             LabError::AlreadyRunning { .. }
+            | LabError::Starting { .. }
             | LabError::Leftover { .. }
             | LabError::NamespaceTaken { .. }
             | LabError::NotFound { .. }

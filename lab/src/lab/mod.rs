@@ -54,6 +54,14 @@ pub enum LabError {
         /// The lab.
         name: String,
     },
+    /// Another `kubelab up` of this name is booting it right now.
+    #[error(
+        "lab {name:?} is being started by another `kubelab up`; wait for it to finish (or stop it and run `kubelab down {name}`)"
+    )]
+    Starting {
+        /// The lab.
+        name: String,
+    },
     /// A lab of this name left state behind (an interrupted `up`, or a crashed host).
     #[error("lab {name:?} has leftover state in {}; remove it with `kubelab down {name}`", dir.display())]
     Leftover {

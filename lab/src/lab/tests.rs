@@ -358,3 +358,20 @@ fn partition_checks_groups_and_fault_uses_nft() {
     .unwrap_err();
     assert!(err.to_string().contains("interfaces: mgmt0, eth0"), "{err}");
 }
+
+#[test]
+fn refuses_a_name_being_started_by_another_up() {
+    let f = fixture();
+    let host = RecordingHost::new(&f.root);
+    let dir = f.root.lab("minimal");
+    dir.create().unwrap();
+    // What a concurrent `up` holds while it boots.
+    let lock = dir.lock_up().unwrap();
+    let err = up(&host, &f.root, &topology("minimal"), &options(&f), &|_| {}).unwrap_err();
+    assert!(matches!(err, LabError::Starting { .. }), "{err}");
+    assert!(host.ops().is_empty());
+    drop(lock);
+    // Once that process is gone, what it left is leftover state.
+    let err = up(&host, &f.root, &topology("minimal"), &options(&f), &|_| {}).unwrap_err();
+    assert!(matches!(err, LabError::Leftover { .. }), "{err}");
+}

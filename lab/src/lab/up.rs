@@ -126,6 +126,14 @@ pub fn up(
         crate::state::StateError::Exists { .. } => LabError::AlreadyRunning { name: name.clone() },
         e => e.into(),
     })?;
+    // Held until this function returns; a concurrent `up` of the name sees it.
+    let _lock = match dir.lock_up() {
+        Ok(lock) => lock,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e.into());
+        }
+    };
     tracing::info!(lab = %name, dir = %dir.path().display(), "up");
     match boot(
         host,
@@ -151,6 +159,9 @@ pub fn up(
 
 fn check_free(host: &dyn Host, dir: &LabDir, name: &str, ns: &str) -> Result<(), LabError> {
     if dir.exists() {
+        if dir.up_in_progress() {
+            return Err(LabError::Starting { name: name.into() });
+        }
         let running =
             host.namespace_exists(ns) && dir.load().ok().flatten().is_some_and(|s| s.ready);
         return Err(if running {
