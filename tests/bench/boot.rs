@@ -19,7 +19,8 @@ use kubelab::lab::up::{Event, NodeStage, UpOptions, up};
 use kubelab::state::StateRoot;
 
 /// Targets from the issue, under TCG on a 2-core machine: (topology, seconds to all SSH-ready).
-const TARGETS: [(&str, f64); 2] = [("minimal", 3.0), ("ha", 15.0)];
+/// `minimal` has no target of its own; its two VMs are shown against the one-VM target.
+const TARGETS: [(&str, f64); 3] = [("single", 3.0), ("minimal", 3.0), ("ha", 15.0)];
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
@@ -50,7 +51,7 @@ fn parse_args() -> Result<Args> {
             "--image" => args.image = Some(it.next().context("--image DIR")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "bench-boot [--runs N] [--image DIR] [TOPOLOGY...]  (default: minimal ha)"
+                    "bench-boot [--runs N] [--image DIR] [TOPOLOGY...]  (default: single minimal ha)"
                 );
                 std::process::exit(0);
             }
@@ -58,7 +59,7 @@ fn parse_args() -> Result<Args> {
         }
     }
     if args.topologies.is_empty() {
-        args.topologies = vec!["minimal".into(), "ha".into()];
+        args.topologies = vec!["single".into(), "minimal".into(), "ha".into()];
     }
     if args.runs == 0 {
         bail!("--runs must be at least 1");
@@ -147,18 +148,28 @@ fn main() -> Result<()> {
         args.runs
     );
 
+    let load_before = load_average();
     let mut out = String::new();
     out.push_str(&format!(
         "Accelerator: **{accel}**. Host: {} cores, load average before the runs {} \
          (shared with other builds: provisional). Median of {} runs.\n\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load_average(),
+        load_before,
         args.runs
     ));
     out.push_str("| topology | VMs | all SSH-ready (median) | min | max | target | ratio to target |\n|---|---|---|---|---|---|---|\n");
     let mut per_vm_tables = String::new();
     for topo in &args.topologies {
-        let file = repo.join("topologies").join(format!("{topo}.toml"));
+        // A name is a shipped topology; anything ending in .toml is a file of one's own.
+        let file = if topo.ends_with(".toml") {
+            PathBuf::from(topo)
+        } else {
+            repo.join("topologies").join(format!("{topo}.toml"))
+        };
+        let topo = &file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| topo.clone());
         let options = UpOptions {
             image_dir: image.clone(),
             name: Some(format!("bench-{topo}")),

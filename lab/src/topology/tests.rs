@@ -226,7 +226,7 @@ fn rename_checks_the_name() {
 #[test]
 fn shipped_topologies_are_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies");
-    for name in ["minimal", "ha", "routed"] {
+    for name in ["single", "minimal", "ha", "routed"] {
         let t = Topology::load(&dir.join(format!("{name}.toml")))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(t.name, name);
