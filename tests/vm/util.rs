@@ -306,6 +306,10 @@ impl LabGuard {
             Ok(r) => Err(format!("ping answered: {r}")),
             Err(e) => Err(format!("{e:#}")),
         })?;
+        // One lost ping must not pass for a cut: a cut stays cut.
+        if !reachable && self.ping_once(from, to)? {
+            bail!("{from} -> {to} answered again right after it stopped");
+        }
         Ok(())
     }
 
