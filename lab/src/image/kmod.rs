@@ -54,6 +54,35 @@ impl Module {
     }
 }
 
+/// The trailer the kernel's `scripts/sign-file` appends to a signed module.
+const SIGNATURE_MAGIC: &[u8] = b"~Module signature appended~\n";
+
+/// `data` without its appended signature, if it has one.
+///
+/// Why: the kernel checks an appended signature on every `finit_module` (a PKCS#7 RSA
+/// verification, slow when emulated under TCG) but loads an unsigned module without any check
+/// when signatures are not enforced (Debian: `CONFIG_MODULE_SIG_FORCE` unset, no lockdown
+/// without Secure Boot); it only marks the kernel tainted. The package's integrity is already
+/// established by the lock's sha256 before the module is read.
+///
+/// Layout (`include/linux/module_signature.h`): `... module | signature | struct
+/// module_signature (12 bytes, sig_len big-endian in the last 4) | magic`.
+pub fn strip_signature(data: &[u8]) -> &[u8] {
+    let Some(body) = data.strip_suffix(SIGNATURE_MAGIC) else {
+        return data;
+    };
+    let Some(info_at) = body.len().checked_sub(12) else {
+        return data;
+    };
+    let info = &body[info_at..];
+    let sig_len = u32::from_be_bytes([info[8], info[9], info[10], info[11]]) as usize;
+    let extra = info[3] as usize + info[4] as usize; // signer name and key id (0 for PKCS#7)
+    match info_at.checked_sub(sig_len + extra) {
+        Some(end) => &body[..end],
+        None => data,
+    }
+}
+
 /// The modules named in `wanted` and everything they depend on, sorted by path. A wanted
 /// name listed in `builtin` (the kernel's `modules.builtin`, as names) needs no file and is
 /// left out.
@@ -161,6 +190,23 @@ mod tests {
         .into_iter()
         .map(|m| (m.name.clone(), m))
         .collect()
+    }
+
+    #[test]
+    fn strips_an_appended_signature_and_leaves_unsigned_modules_alone() {
+        let module = b"\x7fELF module body".to_vec();
+        let signature = vec![0xab; 5];
+        let mut info = vec![0u8; 12];
+        info[2] = 2; // PKCS#7
+        info[8..12].copy_from_slice(&(signature.len() as u32).to_be_bytes());
+        let signed = [module.clone(), signature, info, SIGNATURE_MAGIC.to_vec()].concat();
+        assert_eq!(strip_signature(&signed), &module[..]);
+        assert_eq!(strip_signature(&module), &module[..]);
+        // A lying length never cuts outside the file.
+        let mut bogus = signed.clone();
+        let at = bogus.len() - SIGNATURE_MAGIC.len() - 4;
+        bogus[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(strip_signature(&bogus), &bogus[..]);
     }
 
     #[test]

@@ -192,11 +192,8 @@ pub fn add_busybox_links(tree: &mut Tree, scratch: &Path) -> Result<(), Error> {
 /// in `tree`: `usr/lib/...` for the root filesystem, `lib/...` for the initramfs).
 pub fn add_modules(tree: &mut Tree, base: &str, modules: &[&Module], modules_dep: &str) {
     for module in modules {
-        tree.file(
-            &format!("{base}/{}", module.path),
-            0o644,
-            module.data.clone(),
-        );
+        let data = super::kmod::strip_signature(&module.data).to_vec();
+        tree.file(&format!("{base}/{}", module.path), 0o644, data);
     }
     tree.file(
         &format!("{base}/modules.dep"),

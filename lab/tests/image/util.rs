@@ -66,8 +66,14 @@ pub fn options(cache: &Path) -> BuildOptions {
 /// sharing it between tests and runs is safe; concurrent builds of one hash are too).
 pub fn shared_image() -> BuiltImage {
     let cache = shared_cache();
+    std::fs::create_dir_all(&cache).unwrap();
     let started = Instant::now();
+    // Tests run as parallel processes: one builds, the others wait here and hit the cache
+    // (building the same image several times at once would be correct, only wasteful).
+    let lock = std::fs::File::create(cache.join(".test-build.lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
     let image = image::build(&options(&cache)).expect("building the image");
+    drop(lock);
     eprintln!(
         "image {} in {:.1} s",
         if image.cached { "from cache" } else { "built" },
