@@ -8,6 +8,7 @@
 //! - [`registry`] + [`resources`]: what is served; one file per resource with its k8s-openapi
 //!   type, defaults, validation and table columns.
 //! - [`storage`]: keys, transactions, lists and watches on the etcd v3 API.
+//! - [`protobuf`]: Kubernetes protobuf request bodies (kubectl typed clients) read as JSON.
 //! - [`kubeconfig`]: the admin kubeconfig written for kubectl.
 //! - [`alloc`]: Service ClusterIP/NodePort allocation as store markers.
 //! - [`patch`]: merge/JSON/strategic patches, server-side apply, managedFields.
@@ -30,6 +31,7 @@ pub mod kubeconfig;
 pub mod metrics;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod request;
 pub mod resources;

@@ -253,9 +253,22 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
         .and_then(|v| v.to_str().ok())
         .map(|c| c.split(';').next().unwrap_or_default().trim().to_string())
         .unwrap_or_else(|| "application/json".into());
-    let bytes = read_body(body, app.ctx.config.max_request_bytes)
+    let mut bytes = read_body(body, app.ctx.config.max_request_bytes)
         .await
         .map_err(fail_v)?;
+    let mut content_type = content_type;
+    if content_type == "application/vnd.kubernetes.protobuf" && !bytes.is_empty() {
+        let object = crate::protobuf::to_json(&bytes).map_err(|e| {
+            fail_v(match e {
+                crate::protobuf::ProtobufError::UnknownKind(_) => {
+                    ApiError::UnsupportedMediaType(e.to_string())
+                }
+                other => ApiError::BadRequest(other.to_string()),
+            })
+        })?;
+        bytes = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
+        content_type = "application/json".into();
+    }
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)
