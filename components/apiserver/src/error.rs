@@ -114,7 +114,7 @@ pub enum ApiError {
         message: String,
     },
     /// Server-side apply found fields owned by other managers.
-    #[error("Apply failed with {} conflict(s): {}", .conflicts.len(), .conflicts.iter().map(|c| c.message.clone()).collect::<Vec<_>>().join("; "))]
+    #[error("Apply failed with {} conflict(s): {}", .conflicts.len(), .conflicts.iter().map(|c| format!("{}: {}", c.message, c.field)).collect::<Vec<_>>().join("; "))]
     ApplyConflict {
         /// The object.
         object: ObjectRef,

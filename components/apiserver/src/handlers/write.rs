@@ -93,6 +93,12 @@ async fn plan(
             }
         };
         set_at(new, &claim.pointer, claim.pool, &value);
+        if claim.pointer == "/spec/clusterIP"
+            && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            // clusterIPs mirrors clusterIP for the single-stack Services this server makes.
+            spec.insert("clusterIPs".into(), json!([value.clone()]));
+        }
         if !old_held.contains(&(claim.pool, value.clone())) {
             markers.push(Marker::Claim(
                 keys::marker(claim.pool.key_name(), &value),
@@ -131,7 +137,11 @@ pub async fn create(
 ) -> Result<Value, ApiError> {
     let name = meta_str(&object, "name").unwrap_or_default().to_string();
     let mut avoid = HashSet::new();
+    // Each attempt starts from the object as asked for: values picked by a lost attempt are
+    // not requests.
+    let asked = object.clone();
     for _ in 0..ALLOCATION_ATTEMPTS {
+        object = asked.clone();
         let (markers, picked) = plan(ctx, res, &mut object, None, &avoid).await?;
         if dry_run {
             return Ok(object);
@@ -197,7 +207,9 @@ pub async fn replace(
         return Ok(with_revision(new, rev));
     }
     let mut avoid = HashSet::new();
+    let asked = new.clone();
     for _ in 0..ALLOCATION_ATTEMPTS {
+        new = asked.clone();
         let (markers, picked) = plan(ctx, res, &mut new, Some(&old.object), &avoid).await?;
         if dry_run {
             return Ok(with_revision(new, old.revision));
