@@ -345,14 +345,15 @@ impl<K: Kind> Resource for Typed<K> {
     }
 
     fn cells(&self, object: &Value, age: &str) -> Vec<Value> {
-        match serde_json::from_value::<K::Obj>(object.clone()) {
+        // Deserialize from the borrowed value: a table of thousands of rows clones nothing.
+        match <K::Obj as serde::Deserialize>::deserialize(object) {
             Ok(typed) => K::cells(&typed, age),
             Err(_) => vec![Value::String(age.to_string())],
         }
     }
 
     fn initial_status(&self, object: &Value) -> Option<Value> {
-        serde_json::from_value::<K::Obj>(object.clone())
+        <K::Obj as serde::Deserialize>::deserialize(object)
             .ok()
             .and_then(|t| K::initial_status(&t))
     }

@@ -20,6 +20,7 @@ use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::auth::{Attributes, Authenticator, Authorizer, Decision};
 use crate::error::ApiError;
@@ -149,7 +150,8 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     app.ctx.metrics.started();
     let path = request.uri().path().to_string();
     let method = request.method().clone();
-    let (verb, resource, response) = match serve(&app, request).await {
+    let span = tracing::debug_span!("request", %method, %path);
+    let (verb, resource, response) = match serve(&app, request).instrument(span).await {
         Ok((verb, resource, response)) => (verb, resource, response),
         Err((verb, resource, err)) => {
             if err.code() >= 500 {

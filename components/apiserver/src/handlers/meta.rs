@@ -37,6 +37,87 @@ pub fn parse_body(body: &Body) -> Result<Value, ApiError> {
     Ok(value)
 }
 
+/// Paths of keys that appear twice in one JSON object of `bytes` (`spec.containers[0].name`).
+/// serde_json keeps the last of duplicates silently; Kubernetes' strict decoding reports them.
+pub fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+
+    struct Walk<'a> {
+        path: String,
+        out: &'a RefCell<Vec<String>>,
+    }
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(k) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{}.{k}", self.path)
+                };
+                if !seen.insert(k) {
+                    self.out.borrow_mut().push(path.clone());
+                }
+                map.next_value_seed(Walk {
+                    path,
+                    out: self.out,
+                })?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq
+                .next_element_seed(Walk {
+                    path: format!("{}[{i}]", self.path),
+                    out: self.out,
+                })?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    let out = RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = Walk {
+        path: String::new(),
+        out: &out,
+    }
+    .deserialize(&mut de);
+    out.into_inner()
+}
+
 /// Fills in or checks `apiVersion` and `kind` against the resource of the URL.
 pub fn check_type(info: &Info, object: &mut Value) -> Result<(), ApiError> {
     let want_av = info.api_version();
@@ -82,11 +163,23 @@ pub fn decode_object(req: &Req, mut value: Value) -> Result<(Value, Vec<String>)
     check_type(req.resource.info(), &mut value)?;
     let decoded = req.resource.decode(value)?;
     let mode = req.query.get("fieldValidation").unwrap_or("Warn");
-    let messages: Vec<String> = decoded
+    let mut messages: Vec<String> = decoded
         .unknown_fields
         .iter()
         .map(|f| format!("unknown field \"{f}\""))
         .collect();
+    if mode != "Ignore"
+        && let Some(body) = req
+            .body
+            .as_ref()
+            .filter(|b| b.content_type.contains("json"))
+    {
+        messages.extend(
+            duplicate_fields(&body.bytes)
+                .into_iter()
+                .map(|f| format!("duplicate field \"{f}\"")),
+        );
+    }
     match mode {
         "Strict" if !messages.is_empty() => Err(ApiError::BadRequest(format!(
             "strict decoding error: {}",
@@ -326,6 +419,17 @@ mod tests {
         assert_eq!(field_value(&o, "spec.nodeName"), "n1");
         assert_eq!(field_value(&o, "spec.unschedulable"), "true");
         assert_eq!(field_value(&o, "status.podIP"), "");
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_with_paths() {
+        let body = br#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"image":"x","image":"y"}]}}"#;
+        assert_eq!(
+            duplicate_fields(body),
+            ["metadata.name", "spec.containers[0].image"]
+        );
+        assert!(duplicate_fields(br#"{"a":1,"b":{"a":2}}"#).is_empty());
+        assert!(duplicate_fields(b"{broken").is_empty());
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub(crate) fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
+/// Keys per range read of an unlimited list: a list of any size is read in batches at one
+/// revision, so no single store response grows with the collection.
+pub const BATCH: i64 = 500;
+
 /// How many keys one range read asks for when a filter may drop some: enough to rarely need
 /// a second round trip, small enough to bound memory per page.
 const FILTERED_BATCH: i64 = 500;
@@ -93,12 +97,12 @@ impl Store {
         };
         let end = prefix_end(prefix);
         let mut items = Vec::new();
-        let mut kv = self.client().kv_client();
+        let mut kv = self.kv();
         loop {
             let want = match options.limit {
                 Some(l) if filtered => FILTERED_BATCH.max((l - items.len()) as i64),
                 Some(l) => (l - items.len()) as i64,
-                None => 0,
+                None => BATCH,
             };
             let mut opts = GetOptions::new().with_range(end.clone()).with_limit(want);
             if revision > 0 {

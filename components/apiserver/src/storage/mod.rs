@@ -97,6 +97,10 @@ pub enum Marker {
     Release(String),
 }
 
+/// Largest gRPC message accepted from the store. Objects are at most ~1.5 MiB and lists are
+/// read in batches of [`list::BATCH`] keys, so this bounds a batch of big objects.
+const MAX_MESSAGE: usize = 512 * 1024 * 1024;
+
 /// Handle on the store. Cheap to clone; all clones share one gRPC channel.
 #[derive(Clone)]
 pub struct Store {
@@ -153,8 +157,7 @@ impl Store {
     /// The store's current revision.
     pub async fn current_revision(&self) -> Result<i64, StorageError> {
         let resp = self
-            .client
-            .kv_client()
+            .kv()
             .get(
                 "/registry/",
                 Some(GetOptions::new().with_count_only().with_limit(1)),
@@ -165,7 +168,7 @@ impl Store {
 
     /// Reads one object.
     pub async fn get(&self, key: &Key) -> Result<Option<Stored>, StorageError> {
-        let resp = self.client.kv_client().get(key.as_str(), None).await?;
+        let resp = self.kv().get(key.as_str(), None).await?;
         match resp.kvs().first() {
             Some(kv) => Ok(Some(decode(kv.key(), kv.value(), kv.mod_revision())?)),
             None => Ok(None),
@@ -191,13 +194,7 @@ impl Store {
     async fn taken_marker(&self, markers: &[Marker]) -> Result<Option<String>, StorageError> {
         for m in markers {
             if let Marker::Claim(k, _) = m
-                && !self
-                    .client
-                    .kv_client()
-                    .get(k.as_str(), None)
-                    .await?
-                    .kvs()
-                    .is_empty()
+                && !self.kv().get(k.as_str(), None).await?.kvs().is_empty()
             {
                 return Ok(Some(k.clone()));
             }
@@ -217,7 +214,7 @@ impl Store {
         compares.push(Compare::create_revision(key.as_str(), CompareOp::Equal, 0));
         ops.push(TxnOp::put(key.as_str(), encode(object), None));
         let txn = Txn::new().when(compares).and_then(ops);
-        let resp = self.client.kv_client().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
         }
@@ -246,7 +243,7 @@ impl Store {
             .when(compares)
             .and_then(ops)
             .or_else(vec![TxnOp::get(key.as_str(), None)]);
-        let resp = self.client.kv_client().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
         }
@@ -272,7 +269,7 @@ impl Store {
             .when(compares)
             .and_then(ops)
             .or_else(vec![TxnOp::get(key.as_str(), None)]);
-        let resp = self.client.kv_client().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
         }
@@ -312,8 +309,7 @@ impl Store {
     /// Keys under a prefix (allocator markers), without values.
     pub async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let resp = self
-            .client
-            .kv_client()
+            .kv()
             .get(
                 prefix,
                 Some(GetOptions::new().with_prefix().with_keys_only()),
@@ -326,9 +322,18 @@ impl Store {
             .collect())
     }
 
-    /// The raw client, for the list and watch submodules.
-    pub(crate) fn client(&self) -> &Client {
-        &self.client
+    /// A KV client that accepts large range responses (a list page of big objects).
+    pub(crate) fn kv(&self) -> etcd_client::KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE)
+    }
+
+    /// A watch client that accepts large event batches.
+    pub(crate) fn watcher(&self) -> etcd_client::WatchClient {
+        self.client
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE)
     }
 }
 

@@ -50,8 +50,7 @@ impl Store {
             .with_range(prefix_end(prefix))
             .with_count_only()
             .with_revision(revision);
-        self.client()
-            .kv_client()
+        self.kv()
             .get(prefix, Some(opts))
             .await
             .map(|_| ())
@@ -64,11 +63,7 @@ impl Store {
             .with_range(prefix_end(prefix))
             .with_prev_key()
             .with_start_revision(after_revision + 1);
-        let stream = self
-            .client()
-            .watch_client()
-            .watch(prefix, Some(options))
-            .await?;
+        let stream = self.watcher().watch(prefix, Some(options)).await?;
         Ok(Watcher {
             stream,
             from: after_revision + 1,

@@ -146,6 +146,26 @@ async fn bad_requests_get_status_objects() {
         "unknown fields are dropped"
     );
 
+    // Duplicate keys: Strict refuses them too.
+    let dup = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup","name":"dup2"}}"#;
+    let r = c
+        .send(
+            "POST",
+            "/api/v1/namespaces/e/configmaps?fieldValidation=Strict",
+            &json_ct,
+            dup.to_vec(),
+        )
+        .await;
+    assert_eq!(r.code, 400);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate field \"metadata.name\""),
+        "{}",
+        r.json()
+    );
+
     // Wrong kind for the URL.
     let mut wrong = pod("w");
     wrong["kind"] = json!("Service");

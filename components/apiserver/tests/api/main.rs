@@ -10,4 +10,5 @@ mod discovery;
 mod errors;
 mod patch;
 mod services;
+mod storage;
 mod watch;
