@@ -203,6 +203,7 @@ impl ApiError {
             ApiError::NotImplemented(_) => 501,
             ApiError::Storage(StorageError::Compacted { .. }) => 410,
             ApiError::Storage(StorageError::Unavailable(..)) => 503,
+            ApiError::Storage(StorageError::FutureRevision(_)) => 504,
             ApiError::Storage(_) => 500,
         }
     }
@@ -225,6 +226,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::NotImplemented(_) => "NotImplemented",
             ApiError::Storage(StorageError::Unavailable(..)) => "ServiceUnavailable",
+            ApiError::Storage(StorageError::FutureRevision(_)) => "Timeout",
             ApiError::Storage(_) => "InternalError",
         }
     }

@@ -316,16 +316,19 @@ pub async fn check_namespace(ctx: &Ctx, info: &Info, ns: &str, name: &str) -> Re
     }
 }
 
-/// Everything but metadata and status: a change here bumps `generation`.
-pub fn spec_part(object: &Value) -> Value {
-    let mut v = object.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-        m.remove("apiVersion");
-        m.remove("kind");
-    }
-    v
+/// Whether anything but metadata and status differs: such a change bumps `generation`.
+/// Compares in place (no copies): this runs on every update.
+pub fn spec_changed(a: &Value, b: &Value) -> bool {
+    const SKIP: [&str; 4] = ["metadata", "status", "apiVersion", "kind"];
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a != b;
+    };
+    let differs = |x: &Map<String, Value>, y: &Map<String, Value>| {
+        x.iter()
+            .filter(|(k, _)| !SKIP.contains(&k.as_str()))
+            .any(|(k, v)| y.get(k) != Some(v))
+    };
+    differs(a, b) || differs(b, a)
 }
 
 /// Rejects requests whose body names another object than the URL.

@@ -125,7 +125,7 @@ pub fn prepare_update(
             causes,
         });
     }
-    if info.has_spec && meta::spec_part(&new) != meta::spec_part(old) {
+    if info.has_spec && meta::spec_changed(&new, old) {
         let g = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)

@@ -68,6 +68,9 @@ pub enum StorageError {
     /// A `continue` token that this server did not issue or cannot read.
     #[error("invalid continue token {0:?}: it must be the metadata.continue of a previous list")]
     InvalidContinue(String),
+    /// The requested revision is newer than the store's current one.
+    #[error("revision {0} is newer than the store's current revision")]
+    FutureRevision(i64),
     /// A stored value is not valid JSON (store corrupted by another writer).
     #[error("stored value at {key} is not valid JSON")]
     Corrupt {
@@ -338,6 +341,10 @@ impl Store {
 }
 
 pub(crate) fn map_compaction(e: etcd_client::Error, requested: i64) -> StorageError {
+    if matches!(&e, etcd_client::Error::GRpcStatus(st) if st.message().contains("future revision"))
+    {
+        return StorageError::FutureRevision(requested);
+    }
     if is_compaction_error(&e) {
         StorageError::Compacted {
             requested,

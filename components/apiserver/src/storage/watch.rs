@@ -55,6 +55,11 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(|e| map_compaction(e, revision))
+            .or_else(|e| match e {
+                // A watch from a revision the store has not reached yet simply waits for it.
+                StorageError::FutureRevision(_) => Ok(()),
+                other => Err(other),
+            })
     }
 
     /// Watches every key under `prefix` for changes after `after_revision`.

@@ -175,6 +175,30 @@ async fn initial_events_bookmarks_and_gone() {
         (410, Some("Expired")),
         "{st}"
     );
+    // A resourceVersion the store has not reached: a list at it times out (504), a watch
+    // from it waits and then sees the change.
+    let (code, st) = c
+        .get(&format!(
+            "/api/v1/namespaces/w/pods?resourceVersion={}&resourceVersionMatch=Exact",
+            now + 100
+        ))
+        .await;
+    assert_eq!(
+        (code, st["reason"].as_str()),
+        (504, Some("Timeout")),
+        "{st}"
+    );
+    let mut future = c
+        .watch(&format!(
+            "/api/v1/namespaces/w/pods?watch=1&resourceVersion={now}"
+        ))
+        .await;
+    c.json("POST", "/api/v1/namespaces/w/pods", &pod("after"))
+        .await;
+    assert_eq!(
+        next_event(&mut future).await["object"]["metadata"]["name"],
+        "after"
+    );
     // A list page token from before the compaction is 410 too.
     let (code, st) = c
         .get(&format!(
