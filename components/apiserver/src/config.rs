@@ -14,6 +14,11 @@ pub enum ConfigError {
     /// An endpoint that is not an http(s) URL.
     #[error("etcd_servers: {0:?} is not an http:// or https:// URL")]
     BadEndpoint(String),
+    /// The service range is too large to be a service range.
+    #[error(
+        "service_cluster_ip_range: {0} is larger than a /8; use a prefix of /8 or longer (10.96.0.0/12 is usual)"
+    )]
+    RangeTooLarge(Ipv4Network),
     /// The service range is too small to allocate from.
     #[error(
         "service_cluster_ip_range: {0} has fewer than 4 addresses; use a prefix of /30 or shorter"
@@ -116,6 +121,9 @@ impl Config {
                 return Err(ConfigError::BadEndpoint(e.clone()));
             }
         }
+        if self.service_cluster_ip_range.prefix() < 8 {
+            return Err(ConfigError::RangeTooLarge(self.service_cluster_ip_range));
+        }
         if self.service_cluster_ip_range.prefix() > 30 {
             return Err(ConfigError::RangeTooSmall(self.service_cluster_ip_range));
         }
@@ -157,6 +165,8 @@ mod tests {
         let mut c = Config::new(vec!["http://x".into()]);
         c.service_cluster_ip_range = "10.0.0.0/31".parse().unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::RangeTooSmall(_))));
+        c.service_cluster_ip_range = "0.0.0.0/0".parse().unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::RangeTooLarge(_))));
         let mut c = Config::new(vec!["http://x".into()]);
         c.service_node_port_range = "32000-31000".parse().unwrap();
         assert!(matches!(

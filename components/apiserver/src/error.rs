@@ -203,6 +203,7 @@ impl ApiError {
             ApiError::NotImplemented(_) => 501,
             ApiError::Storage(StorageError::Compacted { .. }) => 410,
             ApiError::Storage(StorageError::Unavailable(..)) => 503,
+            ApiError::Storage(StorageError::Etcd(e)) if store_unreachable(e) => 503,
             ApiError::Storage(StorageError::FutureRevision(_)) => 504,
             ApiError::Storage(_) => 500,
         }
@@ -226,6 +227,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::NotImplemented(_) => "NotImplemented",
             ApiError::Storage(StorageError::Unavailable(..)) => "ServiceUnavailable",
+            ApiError::Storage(StorageError::Etcd(e)) if store_unreachable(e) => {
+                "ServiceUnavailable"
+            }
             ApiError::Storage(StorageError::FutureRevision(_)) => "Timeout",
             ApiError::Storage(_) => "InternalError",
         }
@@ -283,6 +287,19 @@ impl ApiError {
             status["details"] = d;
         }
         status
+    }
+}
+
+/// Whether a store error means "cannot reach the store" (503) rather than a failed request.
+fn store_unreachable(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => {
+            // gRPC status codes 14 (UNAVAILABLE) and 4 (DEADLINE_EXCEEDED).
+            let code: i32 = s.code().into();
+            code == 14 || code == 4
+        }
+        _ => false,
     }
 }
 

@@ -255,3 +255,32 @@ fn arb_mutation() -> impl Strategy<Value = Value> {
         v
     })
 }
+
+/// With the store gone, requests fail with 503 (not a hang, not a crash), and the server keeps
+/// answering what needs no store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_outage_is_503_and_the_server_survives() {
+    if support::missing(support::ETCD) {
+        return;
+    }
+    let mut s = Server::start().await;
+    let c = s.client();
+    namespace(&c, "o").await;
+    s.etcd.stop();
+    let started = std::time::Instant::now();
+    let (code, st) = c.get("/api/v1/namespaces/o/pods").await;
+    assert_eq!(
+        (code, st["reason"].as_str()),
+        (503, Some("ServiceUnavailable")),
+        "{st}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(35),
+        "answered within the store timeout"
+    );
+    let (code, _) = c.json("POST", "/api/v1/namespaces/o/pods", &pod("p")).await;
+    assert_eq!(code, 503);
+    assert_ne!(c.get("/readyz").await.0, 200);
+    let (code, v) = c.get("/version").await;
+    assert_eq!((code, v["major"].as_str()), (200, Some("1")));
+}

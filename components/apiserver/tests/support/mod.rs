@@ -78,8 +78,20 @@ pub struct Etcd {
 }
 
 impl Etcd {
-    /// Starts etcd and waits until it answers `/health`.
+    /// Starts etcd and waits until it answers `/health`. Ports are picked free just before
+    /// the start; if another test grabs one in between, etcd exits and is started again on
+    /// new ports (up to 3 attempts).
     pub fn start() -> Etcd {
+        for attempt in 1..=3 {
+            if let Some(etcd) = Etcd::try_start() {
+                return etcd;
+            }
+            eprintln!("etcd exited during start (attempt {attempt}); retrying on new ports");
+        }
+        panic!("etcd did not start in 3 attempts");
+    }
+
+    fn try_start() -> Option<Etcd> {
         let dir = tempfile::tempdir().expect("temp dir for etcd");
         let (client, peer) = (free_port(), free_port());
         let endpoint = format!("http://127.0.0.1:{client}");
@@ -97,21 +109,33 @@ impl Etcd {
             .stderr(log)
             .spawn()
             .expect("spawning etcd");
-        let etcd = Etcd {
+        let mut etcd = Etcd {
             child,
             dir,
             endpoint,
         };
         let port = client;
-        wait_until("etcd /health", Duration::from_secs(20), || {
+        let healthy = wait_until("etcd /health", Duration::from_secs(20), || {
+            if let Ok(Some(_)) = etcd.child.try_wait() {
+                return Some(false);
+            }
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
             s.write_all(b"GET /health HTTP/1.0\r\n\r\n").ok()?;
             let mut out = String::new();
             s.read_to_string(&mut out).ok()?;
-            out.contains("\"health\":\"true\"").then_some(())
+            out.contains("\"health\":\"true\"").then_some(true)
         });
-        etcd
+        if !healthy {
+            eprintln!("etcd log:\n{}", etcd.log());
+        }
+        healthy.then_some(etcd)
+    }
+
+    /// Kills etcd now (tests of an unreachable store).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The etcd log, for failure messages.
