@@ -90,7 +90,37 @@ async fn everyday_commands() {
     assert_eq!(by_field.stdout.lines().count(), 1, "{}", by_field.stdout);
     k.run(&["get", "deploy", "-A"])
         .ok(&["NAMESPACE", "demo", "web", "other", "db"]);
-    k.run(&["get", "pods", "-n", "demo"]).ok(&[]);
+    k.run(&[
+        "run",
+        "solo",
+        "-n",
+        "demo",
+        "--image=busybox:1.36",
+        "--restart=Never",
+    ])
+    .ok(&["pod/solo created"]);
+    k.run(&["get", "pods", "-n", "demo"]).ok(&[
+        "NAME", "READY", "STATUS", "RESTARTS", "AGE", "solo", "0/1", "Pending",
+    ]);
+    k.run(&["get", "pods", "-n", "demo", "-o", "wide"]).ok(&[
+        "IP",
+        "NODE",
+        "NOMINATED NODE",
+        "READINESS GATES",
+        "solo",
+    ]);
+    k.run(&[
+        "get",
+        "pod",
+        "solo",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={.spec.restartPolicy} {.spec.dnsPolicy} {.spec.terminationGracePeriodSeconds}",
+    ])
+    .ok(&["Never ClusterFirst 30"]);
+    k.run(&["logs", "solo", "-n", "demo"])
+        .fails(&["does not have a host assigned"]);
     k.run(&["get", "ns"])
         .ok(&["default", "kube-system", "demo", "Active"]);
 
