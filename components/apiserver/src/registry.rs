@@ -236,7 +236,8 @@ impl<K: Kind> Typed<K> {
         }
     }
 
-    fn to_typed(&self, value: Value) -> Result<K::Obj, ApiError> {
+    /// Deserializes from a borrowed value (no copy of the object).
+    fn to_typed(&self, value: &Value) -> Result<K::Obj, ApiError> {
         serde_path_to_error::deserialize::<_, K::Obj>(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
@@ -304,7 +305,7 @@ impl<K: Kind> Resource for Typed<K> {
     }
 
     fn decode(&self, value: Value) -> Result<Decoded, ApiError> {
-        let typed = self.to_typed(value.clone())?;
+        let typed = self.to_typed(&value)?;
         let object =
             serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let mut unknown = Vec::new();
@@ -321,12 +322,12 @@ impl<K: Kind> Resource for Typed<K> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let mut typed = self.to_typed(value)?;
+        let mut typed = self.to_typed(&value)?;
         K::defaults(&mut typed);
         let mut causes = Vec::new();
         K::validate(&typed, &mut causes);
         if let Some(old) = old {
-            let old = self.to_typed(old.clone())?;
+            let old = self.to_typed(old)?;
             K::validate_update(&typed, &old, &mut causes);
         }
         if !causes.is_empty() {

@@ -138,6 +138,10 @@ fn decode(key: &[u8], value: &[u8], revision: i64) -> Result<Stored, StorageErro
 
 /// The object JSON as stored: without resourceVersion (the revision is the store's).
 fn encode(object: &Value) -> Vec<u8> {
+    if object.pointer("/metadata/resourceVersion").is_none() {
+        // The handlers strip it already: serialize without copying the object.
+        return serde_json::to_vec(object).unwrap_or_default();
+    }
     let mut object = object.clone();
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
