@@ -25,7 +25,7 @@ use crate::error::ApiError;
 use crate::registry::Resource;
 use crate::storage::list::ListOptions;
 use crate::storage::watch::StoreEvent;
-use crate::storage::{StorageError, Store, keys};
+use crate::storage::{StorageError, keys};
 use crate::table::{self, IncludeObject};
 
 /// Channel depth between the store reader and the HTTP writer.
@@ -176,15 +176,7 @@ pub async fn watch(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
     let interval = ctx.config.bookmark_interval;
     tokio::spawn(pump(
-        watcher,
-        tx,
-        initial,
-        enc,
-        filter,
-        bookmarks,
-        interval,
-        timeout,
-        ctx.store.clone(),
+        watcher, tx, initial, enc, filter, bookmarks, interval, timeout,
     ));
     Ok(Reply::Stream(Box::pin(ReceiverStream::new(rx))))
 }
@@ -199,7 +191,6 @@ async fn pump(
     bookmarks: bool,
     interval: Duration,
     timeout: Duration,
-    _store: Store,
 ) {
     for chunk in initial {
         if tx.send(chunk).await.is_err() {
