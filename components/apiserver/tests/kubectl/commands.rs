@@ -7,6 +7,16 @@ use std::time::Duration;
 use crate::support::{Server, wait_until};
 use crate::util::{Kubectl, manifest, skip};
 
+/// Our kubectl child, killed by PID when the test ends (also on failure).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everyday_commands() {
     if skip() {
@@ -125,8 +135,8 @@ async fn everyday_commands() {
         .ok(&["default", "kube-system", "demo", "Active"]);
 
     // --watch, bounded: a change made while watching shows up, then the watcher is stopped.
-    let mut child = k
-        .command(&[
+    let mut child = KillOnDrop(
+        k.command(&[
             "get",
             "cm",
             "-n",
@@ -137,8 +147,9 @@ async fn everyday_commands() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("kubectl get --watch");
-    let mut stdout = child.stdout.take().expect("piped stdout");
+        .expect("kubectl get --watch"),
+    );
+    let mut stdout = child.0.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
@@ -174,8 +185,7 @@ async fn everyday_commands() {
             seen.contains("watched").then_some(())
         },
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     // describe.
     k.run(&["describe", "deployment", "web", "-n", "demo"])
