@@ -5,12 +5,14 @@
 //!
 //! - `version`: print the build's version.
 //! - `init`: the guest's PID 1 ([`init`]); also what runs when the kernel starts the binary
-//!   as `/init` from the initramfs.
+//!   as `/init` from the initramfs. Init sets up its own console logging.
+//! - `apiserver`: the Kubernetes API server ([`apiserver`]).
 //!
-//! (Each component adds its subcommand here as it lands: `init`, `store`, `apiserver`, ...)
+//! (Each component adds its subcommand here as it lands.)
 
 use clap::{Parser, Subcommand};
 
+mod apiserver;
 mod init;
 
 #[derive(Parser)]
@@ -26,6 +28,19 @@ enum Command {
     Version,
     /// Run as the guest's init (PID 1 only).
     Init,
+    /// Run the Kubernetes API server.
+    Apiserver(apiserver::Args),
+}
+
+/// Logging for the long-running components: `RUST_LOG` or `info`, to stderr.
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +51,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Version => println!("kubelabd {}", env!("CARGO_PKG_VERSION")),
         Command::Init => init::run(),
+        Command::Apiserver(args) => {
+            init_tracing();
+            apiserver::run(args)?;
+        }
     }
     Ok(())
 }

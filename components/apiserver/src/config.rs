@@ -1,0 +1,178 @@
+//! API server configuration: where the store is and which ranges Services draw from.
+
+use std::time::Duration;
+
+use ipnetwork::Ipv4Network;
+use serde::Deserialize;
+
+/// A bad configuration value, naming the field.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// No store endpoint.
+    #[error("etcd_servers: at least one store endpoint is required (e.g. http://127.0.0.1:2379)")]
+    NoStore,
+    /// An endpoint that is not an http(s) URL.
+    #[error("etcd_servers: {0:?} is not an http:// or https:// URL")]
+    BadEndpoint(String),
+    /// The service range is too large to be a service range.
+    #[error(
+        "service_cluster_ip_range: {0} is larger than a /8; use a prefix of /8 or longer (10.96.0.0/12 is usual)"
+    )]
+    RangeTooLarge(Ipv4Network),
+    /// The service range is too small to allocate from.
+    #[error(
+        "service_cluster_ip_range: {0} has fewer than 4 addresses; use a prefix of /30 or shorter"
+    )]
+    RangeTooSmall(Ipv4Network),
+    /// A node-port range that is empty or out of bounds.
+    #[error("service_node_port_range: {first}-{last} must be a non-empty range within 1-65535")]
+    BadPortRange {
+        /// First port.
+        first: u16,
+        /// Last port.
+        last: u16,
+    },
+    /// A zero limit or interval.
+    #[error("{0}: must be greater than zero")]
+    Zero(&'static str),
+}
+
+/// An inclusive port range (`30000-32767`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port.
+    pub last: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("{s:?} is not a port range like 30000-32767"))?;
+        let parse = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("{p:?} in {s:?} is not a port number"))
+        };
+        Ok(PortRange {
+            first: parse(a)?,
+            last: parse(b)?,
+        })
+    }
+}
+
+/// Everything `run` needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Store endpoints (etcd v3 API), e.g. `http://127.0.0.1:2379`.
+    pub etcd_servers: Vec<String>,
+    /// Where Service ClusterIPs come from.
+    pub service_cluster_ip_range: Ipv4Network,
+    /// Where Service NodePorts come from.
+    pub service_node_port_range: PortRange,
+    /// Largest request body accepted (bytes); larger gets 413. Kubernetes uses 3 MiB.
+    pub max_request_bytes: usize,
+    /// Longest a watch stays open when the client gives no `timeoutSeconds`.
+    #[serde(with = "secs")]
+    pub max_watch: Duration,
+    /// How often a watch that asked for bookmarks gets one.
+    #[serde(with = "secs")]
+    pub bookmark_interval: Duration,
+}
+
+mod secs {
+    use serde::Deserialize;
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+impl Config {
+    /// Defaults as Kubernetes ships them, for the given store.
+    pub fn new(etcd_servers: Vec<String>) -> Config {
+        Config {
+            etcd_servers,
+            service_cluster_ip_range: Ipv4Network::new([10, 96, 0, 0].into(), 12)
+                .expect("constant network is valid"),
+            service_node_port_range: PortRange {
+                first: 30000,
+                last: 32767,
+            },
+            max_request_bytes: 3 * 1024 * 1024,
+            max_watch: Duration::from_secs(1800),
+            bookmark_interval: Duration::from_secs(60),
+        }
+    }
+
+    /// Checks every field; run before anything is started.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.etcd_servers.is_empty() {
+            return Err(ConfigError::NoStore);
+        }
+        for e in &self.etcd_servers {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(ConfigError::BadEndpoint(e.clone()));
+            }
+        }
+        if self.service_cluster_ip_range.prefix() < 8 {
+            return Err(ConfigError::RangeTooLarge(self.service_cluster_ip_range));
+        }
+        if self.service_cluster_ip_range.prefix() > 30 {
+            return Err(ConfigError::RangeTooSmall(self.service_cluster_ip_range));
+        }
+        let p = self.service_node_port_range;
+        if p.first == 0 || p.first > p.last {
+            return Err(ConfigError::BadPortRange {
+                first: p.first,
+                last: p.last,
+            });
+        }
+        if self.max_request_bytes == 0 {
+            return Err(ConfigError::Zero("max_request_bytes"));
+        }
+        if self.max_watch.is_zero() {
+            return Err(ConfigError::Zero("max_watch"));
+        }
+        if self.bookmark_interval.is_zero() {
+            return Err(ConfigError::Zero("bookmark_interval"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = Config::new(vec!["http://127.0.0.1:2379".into()]);
+        assert!(c.validate().is_ok());
+        c.etcd_servers = vec!["127.0.0.1:2379".into()];
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("etcd_servers")
+        );
+        let mut c = Config::new(vec!["http://x".into()]);
+        c.service_cluster_ip_range = "10.0.0.0/31".parse().unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::RangeTooSmall(_))));
+        c.service_cluster_ip_range = "0.0.0.0/0".parse().unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::RangeTooLarge(_))));
+        let mut c = Config::new(vec!["http://x".into()]);
+        c.service_node_port_range = "32000-31000".parse().unwrap();
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::BadPortRange { .. })
+        ));
+        assert!("30000".parse::<PortRange>().is_err());
+    }
+}

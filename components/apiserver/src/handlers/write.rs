@@ -1,0 +1,269 @@
+//! The commit step shared by create, update, patch and delete: turning an object's pool
+//! claims into store markers, writing with optimistic concurrency, and finishing a deletion
+//! once the last finalizer is gone.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+
+use super::Ctx;
+use super::meta::{meta_str, object_ref};
+use crate::error::ApiError;
+use crate::registry::{Pool, Resource};
+use crate::storage::{Key, Marker, StorageError, Stored, keys, with_revision};
+
+/// How many times a write re-picks allocations that lost a race before giving up.
+const ALLOCATION_ATTEMPTS: usize = 16;
+
+/// Values an object currently holds from pools.
+fn held(res: &dyn Resource, object: &Value) -> Vec<(Pool, String)> {
+    res.claims(object)
+        .into_iter()
+        .filter_map(|c| {
+            object
+                .pointer(&c.pointer)
+                .and_then(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .map(|v| (c.pool, v))
+        })
+        .collect()
+}
+
+fn set_at(object: &mut Value, pointer: &str, pool: Pool, value: &str) {
+    let v = match pool {
+        Pool::ServiceIp => Value::String(value.to_string()),
+        Pool::NodePort => json!(value.parse::<u16>().unwrap_or(0)),
+    };
+    if let Some(slot) = object.pointer_mut(pointer) {
+        *slot = v;
+        return;
+    }
+    // Create the leaf in its (existing) parent.
+    if let Some((parent, leaf)) = pointer.rsplit_once('/')
+        && let Some(Value::Object(m)) = object.pointer_mut(parent)
+    {
+        m.insert(leaf.to_string(), v);
+    }
+}
+
+/// Resolves the object's claims into markers: values the object asks for are checked against
+/// the range, values the old version already held are kept, missing ones are picked. Values
+/// the old version held and the new one does not are released.
+async fn plan(
+    ctx: &Ctx,
+    res: &dyn Resource,
+    new: &mut Value,
+    old: Option<&Value>,
+    avoid: &HashSet<String>,
+) -> Result<(Vec<Marker>, Vec<String>), ApiError> {
+    let owner = json!({
+        "namespace": meta_str(new, "namespace"), "name": meta_str(new, "name"),
+        "uid": meta_str(new, "uid"),
+    })
+    .to_string();
+    let old_held: HashSet<(Pool, String)> = old
+        .map(|o| held(res, o))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut markers = Vec::new();
+    let mut picked = Vec::new();
+    let mut new_held = HashSet::new();
+    for claim in res.claims(new) {
+        let kept = old
+            .and_then(|o| o.pointer(&claim.pointer))
+            .and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+        let value = match claim.requested.clone().or(kept) {
+            Some(v) => {
+                let field = claim.pointer.trim_start_matches('/').replace('/', ".");
+                ctx.allocator.check(claim.pool, &field, &v)?;
+                v
+            }
+            None => {
+                let v = ctx.allocator.pick(&ctx.store, claim.pool, avoid).await?;
+                picked.push(keys::marker(claim.pool.key_name(), &v));
+                v
+            }
+        };
+        set_at(new, &claim.pointer, claim.pool, &value);
+        if claim.pointer == "/spec/clusterIP"
+            && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            // clusterIPs mirrors clusterIP for the single-stack Services this server makes.
+            spec.insert("clusterIPs".into(), json!([value.clone()]));
+        }
+        if !old_held.contains(&(claim.pool, value.clone())) {
+            markers.push(Marker::Claim(
+                keys::marker(claim.pool.key_name(), &value),
+                owner.clone(),
+            ));
+        }
+        new_held.insert((claim.pool, value));
+    }
+    for (pool, v) in old_held.difference(&new_held) {
+        markers.push(Marker::Release(keys::marker(pool.key_name(), v)));
+    }
+    Ok((markers, picked))
+}
+
+fn already_allocated(res: &dyn Resource, marker: &str) -> ApiError {
+    let value = marker.rsplit('/').next().unwrap_or(marker);
+    ApiError::Invalid {
+        kind: res.info().kind.into(),
+        group: res.info().group.into(),
+        name: String::new(),
+        causes: vec![crate::error::Cause::invalid(
+            "spec",
+            value,
+            "provided value is already allocated",
+        )],
+    }
+}
+
+/// Creates an object with its allocations. Returns the stored object.
+pub async fn create(
+    ctx: &Ctx,
+    res: &dyn Resource,
+    key: &Key,
+    mut object: Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let name = meta_str(&object, "name").unwrap_or_default().to_string();
+    let mut avoid = HashSet::new();
+    // Each attempt starts from the object as asked for: values picked by a lost attempt are
+    // not requests.
+    let asked = object.clone();
+    for _ in 0..ALLOCATION_ATTEMPTS {
+        object = asked.clone();
+        let (markers, picked) = plan(ctx, res, &mut object, None, &avoid).await?;
+        if dry_run {
+            return Ok(object);
+        }
+        match ctx.store.create(key, &object, &markers).await {
+            Ok(rev) => return Ok(with_revision(object, rev)),
+            Err(StorageError::Exists(_)) => {
+                return Err(ApiError::AlreadyExists(object_ref(res.info(), &name)));
+            }
+            Err(StorageError::MarkerTaken(m)) if picked.contains(&m) => {
+                avoid.insert(m.rsplit('/').next().unwrap_or_default().to_string());
+            }
+            Err(StorageError::MarkerTaken(m)) => return Err(already_allocated(res, &m)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::RangeFull(
+        "could not allocate after repeated collisions; retry".into(),
+    ))
+}
+
+/// Whether an object marked for deletion has no finalizer left.
+pub fn deletion_complete(object: &Value) -> bool {
+    let empty = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_array)
+            .is_none_or(|a| a.is_empty())
+    };
+    meta_str(object, "deletionTimestamp").is_some()
+        && empty("/metadata/finalizers")
+        && empty("/spec/finalizers")
+}
+
+/// The conflict error for a stale write.
+pub fn conflict(res: &dyn Resource, name: &str) -> ApiError {
+    ApiError::Conflict {
+        object: object_ref(res.info(), name),
+        message: "the object has been modified; please apply your changes to the latest version and try again".into(),
+    }
+}
+
+/// Writes a new version of `old`. If the new version is marked for deletion and has no
+/// finalizer left, the object is deleted instead. Fails with [`StorageError::Modified`]
+/// (mapped by callers to 409 or a retry) when `old` is stale.
+pub async fn replace(
+    ctx: &Ctx,
+    res: &dyn Resource,
+    key: &Key,
+    old: &Stored,
+    mut new: Value,
+    dry_run: bool,
+) -> Result<Value, WriteError> {
+    if deletion_complete(&new) {
+        let markers: Vec<Marker> = held(res, &old.object)
+            .into_iter()
+            .map(|(p, v)| Marker::Release(keys::marker(p.key_name(), &v)))
+            .collect();
+        if dry_run {
+            return Ok(new);
+        }
+        let rev = ctx.store.delete(key, old.revision, &markers).await?;
+        return Ok(with_revision(new, rev));
+    }
+    let mut avoid = HashSet::new();
+    let asked = new.clone();
+    for _ in 0..ALLOCATION_ATTEMPTS {
+        new = asked.clone();
+        let (markers, picked) = plan(ctx, res, &mut new, Some(&old.object), &avoid).await?;
+        if dry_run {
+            return Ok(with_revision(new, old.revision));
+        }
+        match ctx.store.update(key, &new, old.revision, &markers).await {
+            Ok(rev) => return Ok(with_revision(new, rev)),
+            Err(StorageError::MarkerTaken(m)) if picked.contains(&m) => {
+                avoid.insert(m.rsplit('/').next().unwrap_or_default().to_string());
+            }
+            Err(StorageError::MarkerTaken(m)) => {
+                return Err(WriteError::Api(already_allocated(res, &m)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(WriteError::Api(ApiError::RangeFull(
+        "could not allocate after repeated collisions; retry".into(),
+    )))
+}
+
+/// Deletes an object now, releasing its allocations.
+pub async fn remove(
+    ctx: &Ctx,
+    res: &dyn Resource,
+    key: &Key,
+    old: &Stored,
+    dry_run: bool,
+) -> Result<i64, WriteError> {
+    let markers: Vec<Marker> = held(res, &old.object)
+        .into_iter()
+        .map(|(p, v)| Marker::Release(keys::marker(p.key_name(), &v)))
+        .collect();
+    if dry_run {
+        return Ok(old.revision);
+    }
+    Ok(ctx.store.delete(key, old.revision, &markers).await?)
+}
+
+/// A write failure: either stale (retry or 409) or final.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The object changed or vanished since it was read.
+    #[error("the object changed since it was read")]
+    Stale(#[source] StorageError),
+    /// Any other failure.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<StorageError> for WriteError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Modified { .. } | StorageError::NotFound(_) => WriteError::Stale(e),
+            other => WriteError::Api(other.into()),
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The resource registry: one generic request handler, many resource descriptions.
+//!
+//! Each served resource is a [`Kind`] (one file under `resources/`): its k8s-openapi type,
+//! discovery facts ([`Info`]), defaults, validation, table columns, and hooks for the few
+//! resource-specific behaviours (graceful deletion of pods, Service address allocation).
+//! [`Typed`] adapts a `Kind` to the object-safe [`Resource`] trait that the handlers use; the
+//! handlers work on `serde_json::Value` and call the typed hooks through it:
+//!
+//! 1. [`Resource::decode`] turns the request JSON into the k8s-openapi type and back. Type
+//!    errors become 400 (naming the field path), missing required fields 422, and every field
+//!    the type does not know is reported so `fieldValidation=Strict|Warn` can act on it.
+//! 2. [`Resource::admit`] applies defaults and runs validation (422 with one cause per field).
+//! 3. The handler does the generic metadata work and writes through `storage`.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{ApiError, Cause};
+use crate::table::Column;
+
+/// A subresource a resource serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sub {
+    /// `/status`: status-only updates; the main resource ignores status changes.
+    Status,
+    /// `/scale`: autoscaling/v1 Scale view of `spec.replicas`.
+    Scale,
+    /// `/binding` (pods): assign a node.
+    Binding,
+    /// `/log` (pods): served by the kubelet; refused clearly until one exists.
+    Log,
+    /// `/finalize` (namespaces): update `spec.finalizers`.
+    Finalize,
+}
+
+impl Sub {
+    /// Path segment.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sub::Status => "status",
+            Sub::Scale => "scale",
+            Sub::Binding => "binding",
+            Sub::Log => "log",
+            Sub::Finalize => "finalize",
+        }
+    }
+}
+
+/// Static facts about a resource, used for routing, discovery and storage.
+#[derive(Debug, Clone)]
+pub struct Info {
+    /// API group (`""` for core).
+    pub group: &'static str,
+    /// API version.
+    pub version: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Kind of the list.
+    pub list_kind: &'static str,
+    /// Plural (URL segment and storage prefix).
+    pub plural: &'static str,
+    /// Singular name.
+    pub singular: &'static str,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// `kubectl` short names.
+    pub short_names: &'static [&'static str],
+    /// Categories (`all`).
+    pub categories: &'static [&'static str],
+    /// Subresources served.
+    pub subresources: &'static [Sub],
+    /// Field selector fields beyond `metadata.name` and `metadata.namespace`.
+    pub field_labels: &'static [&'static str],
+    /// Whether the object has a spec whose changes bump `metadata.generation`.
+    pub has_spec: bool,
+}
+
+impl Info {
+    /// `group/version`, or `version` for core.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Whether a subresource is served.
+    pub fn has(&self, sub: Sub) -> bool {
+        self.subresources.contains(&sub)
+    }
+}
+
+/// A value pool the API server allocates from (Service ClusterIPs and NodePorts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pool {
+    /// Service ClusterIPs from `--service-cluster-ip-range`.
+    ServiceIp,
+    /// Service NodePorts from `--service-node-port-range`.
+    NodePort,
+}
+
+/// One value an object needs from a pool: either the value it asked for, or any free one
+/// to be written at `pointer` (a JSON pointer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The pool.
+    pub pool: Pool,
+    /// Where the value lives in the object.
+    pub pointer: String,
+    /// The value the user asked for, if any.
+    pub requested: Option<String>,
+}
+
+/// Typed description of one resource; implemented once per file under `resources/`.
+pub trait Kind: Send + Sync + 'static {
+    /// The k8s-openapi type.
+    type Obj: k8s_openapi::Resource
+        + k8s_openapi::ListableResource
+        + Serialize
+        + DeserializeOwned
+        + k8s_openapi::schemars::JsonSchema
+        + Send;
+    /// Singular name.
+    const SINGULAR: &'static str;
+    /// Namespaced or cluster-scoped.
+    const NAMESPACED: bool;
+    /// Short names.
+    const SHORT_NAMES: &'static [&'static str] = &[];
+    /// Categories.
+    const CATEGORIES: &'static [&'static str] = &[];
+    /// Subresources.
+    const SUBRESOURCES: &'static [Sub] = &[];
+    /// Extra field selector fields.
+    const FIELD_LABELS: &'static [&'static str] = &[];
+    /// Whether the object has a spec (generation tracking).
+    const HAS_SPEC: bool = true;
+
+    /// Fills in defaults.
+    fn defaults(_obj: &mut Self::Obj) {}
+    /// Validates an object (create and update).
+    fn validate(_obj: &Self::Obj, _causes: &mut Vec<Cause>) {}
+    /// Validates an update against the stored object (immutable fields).
+    fn validate_update(_new: &Self::Obj, _old: &Self::Obj, _causes: &mut Vec<Cause>) {}
+    /// Extra table columns after NAME (the handler adds NAME first).
+    fn columns() -> Vec<Column> {
+        vec![Column::new("Age", "date", "CreationTimestamp")]
+    }
+    /// The cells for [`Kind::columns`].
+    fn cells(_obj: &Self::Obj, meta_age: &str) -> Vec<Value> {
+        vec![Value::String(meta_age.to_string())]
+    }
+    /// The status a new object starts with (status set by a client on create is dropped for
+    /// resources with a status subresource).
+    fn initial_status(_obj: &Self::Obj) -> Option<Value> {
+        None
+    }
+    /// Pool values the object needs (Services).
+    fn claims(_obj: &Value) -> Vec<Claim> {
+        Vec::new()
+    }
+    /// Graceful deletion period, if deleting this object must wait for an agent (pods bound
+    /// to a node).
+    fn grace_period(_obj: &Value, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
+}
+
+/// The outcome of decoding a request body into a resource.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The object as the typed model sees it.
+    pub object: Value,
+    /// Paths of fields the typed model does not know (dropped from `object`).
+    pub unknown_fields: Vec<String>,
+}
+
+/// Object-safe view of a [`Kind`], used by the generic handlers.
+pub trait Resource: Send + Sync {
+    /// Static facts.
+    fn info(&self) -> &Info;
+    /// Decodes JSON into the typed model and back; see the module doc.
+    fn decode(&self, value: Value) -> Result<Decoded, ApiError>;
+    /// Defaults then validates; returns the defaulted object.
+    fn admit(&self, value: Value, old: Option<&Value>) -> Result<Value, ApiError>;
+    /// Table columns (after NAME).
+    fn columns(&self) -> Vec<Column>;
+    /// Table cells (after NAME).
+    fn cells(&self, object: &Value, age: &str) -> Vec<Value>;
+    /// Initial status.
+    fn initial_status(&self, object: &Value) -> Option<Value>;
+    /// Pool values needed.
+    fn claims(&self, object: &Value) -> Vec<Claim>;
+    /// Graceful deletion period.
+    fn grace_period(&self, object: &Value, requested: Option<i64>) -> Option<i64>;
+    /// JSON schema of the object type, registered in the generator (OpenAPI).
+    fn schema(
+        &self,
+        generator: &mut k8s_openapi::schemars::SchemaGenerator,
+    ) -> k8s_openapi::schemars::Schema;
+    /// Schema name (`io.k8s.api.core.v1.Pod`).
+    fn schema_name(&self) -> String;
+}
+
+/// Adapter from a [`Kind`] to [`Resource`].
+pub struct Typed<K: Kind> {
+    info: Info,
+    _kind: PhantomData<K>,
+}
+
+impl<K: Kind> Typed<K> {
+    /// Builds the adapter, deriving the facts k8s-openapi already knows.
+    pub fn new() -> Typed<K> {
+        use k8s_openapi::{ListableResource, Resource as _};
+        Typed {
+            info: Info {
+                group: K::Obj::GROUP,
+                version: K::Obj::VERSION,
+                kind: K::Obj::KIND,
+                list_kind: <K::Obj as ListableResource>::LIST_KIND,
+                plural: K::Obj::URL_PATH_SEGMENT,
+                singular: K::SINGULAR,
+                namespaced: K::NAMESPACED,
+                short_names: K::SHORT_NAMES,
+                categories: K::CATEGORIES,
+                subresources: K::SUBRESOURCES,
+                field_labels: K::FIELD_LABELS,
+                has_spec: K::HAS_SPEC,
+            },
+            _kind: PhantomData,
+        }
+    }
+
+    /// Deserializes from a borrowed value (no copy of the object).
+    fn to_typed(&self, value: &Value) -> Result<K::Obj, ApiError> {
+        serde_path_to_error::deserialize::<_, K::Obj>(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if let Some(field) = inner
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+            {
+                let full = if path == "." || path.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{path}.{field}")
+                };
+                ApiError::Invalid {
+                    kind: self.info.kind.to_string(),
+                    group: self.info.group.to_string(),
+                    name: String::new(),
+                    causes: vec![Cause::required(full)],
+                }
+            } else {
+                ApiError::BadRequest(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: field {path}: {inner}",
+                    self.info.kind, self.info.version, self.info.kind
+                ))
+            }
+        })
+    }
+}
+
+impl<K: Kind> Default for Typed<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Paths present in `original` but not in `round_tripped` (nulls do not count).
+pub fn unknown_fields(original: &Value, round_tripped: &Value, path: &str, out: &mut Vec<String>) {
+    match (original, round_tripped) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match b.get(k) {
+                    Some(w) => unknown_fields(v, w, &p, out),
+                    None if !v.is_null() => out.push(p),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (v, w)) in a.iter().zip(b.iter()).enumerate() {
+                unknown_fields(v, w, &format!("{path}[{i}]"), out);
+            }
+        }
+        (Value::Object(_), Value::Null) | (Value::Array(_), Value::Null) => {}
+        _ => {}
+    }
+}
+
+impl<K: Kind> Resource for Typed<K> {
+    fn info(&self) -> &Info {
+        &self.info
+    }
+
+    fn decode(&self, value: Value) -> Result<Decoded, ApiError> {
+        let typed = self.to_typed(&value)?;
+        let object =
+            serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let mut unknown = Vec::new();
+        unknown_fields(&value, &object, "", &mut unknown);
+        Ok(Decoded {
+            object,
+            unknown_fields: unknown,
+        })
+    }
+
+    fn admit(&self, value: Value, old: Option<&Value>) -> Result<Value, ApiError> {
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut typed = self.to_typed(&value)?;
+        K::defaults(&mut typed);
+        let mut causes = Vec::new();
+        K::validate(&typed, &mut causes);
+        if let Some(old) = old {
+            let old = self.to_typed(old)?;
+            K::validate_update(&typed, &old, &mut causes);
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::Invalid {
+                kind: self.info.kind.to_string(),
+                group: self.info.group.to_string(),
+                name,
+                causes,
+            });
+        }
+        serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        K::columns()
+    }
+
+    fn cells(&self, object: &Value, age: &str) -> Vec<Value> {
+        // Deserialize from the borrowed value: a table of thousands of rows clones nothing.
+        match <K::Obj as serde::Deserialize>::deserialize(object) {
+            Ok(typed) => K::cells(&typed, age),
+            Err(_) => vec![Value::String(age.to_string())],
+        }
+    }
+
+    fn initial_status(&self, object: &Value) -> Option<Value> {
+        <K::Obj as serde::Deserialize>::deserialize(object)
+            .ok()
+            .and_then(|t| K::initial_status(&t))
+    }
+
+    fn claims(&self, object: &Value) -> Vec<Claim> {
+        K::claims(object)
+    }
+
+    fn grace_period(&self, object: &Value, requested: Option<i64>) -> Option<i64> {
+        K::grace_period(object, requested)
+    }
+
+    fn schema(
+        &self,
+        generator: &mut k8s_openapi::schemars::SchemaGenerator,
+    ) -> k8s_openapi::schemars::Schema {
+        generator.subschema_for::<K::Obj>()
+    }
+
+    fn schema_name(&self) -> String {
+        <K::Obj as k8s_openapi::schemars::JsonSchema>::schema_name().into_owned()
+    }
+}
+
+/// Every served resource, looked up by group/version/plural.
+#[derive(Clone, Default)]
+pub struct Registry {
+    by_path: BTreeMap<(String, String, String), Arc<dyn Resource>>,
+    order: Vec<Arc<dyn Resource>>,
+}
+
+impl Registry {
+    /// Adds a resource.
+    pub fn add<K: Kind>(&mut self) {
+        let r: Arc<dyn Resource> = Arc::new(Typed::<K>::new());
+        let i = r.info();
+        self.by_path.insert(
+            (
+                i.group.to_string(),
+                i.version.to_string(),
+                i.plural.to_string(),
+            ),
+            r.clone(),
+        );
+        self.order.push(r);
+    }
+
+    /// Finds a resource.
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<dyn Resource>> {
+        self.by_path
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+    }
+
+    /// All resources, in registration order.
+    pub fn all(&self) -> &[Arc<dyn Resource>] {
+        &self.order
+    }
+
+    /// The group/versions served, in order of first registration (`""` for core).
+    pub fn group_versions(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+        for r in &self.order {
+            let gv = (r.info().group, r.info().version);
+            if !out.contains(&gv) {
+                out.push(gv);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_found_with_paths() {
+        let original =
+            json!({"spec": {"containers": [{"name": "a", "imagee": "x"}], "bogus": 1, "n": null}});
+        let round = json!({"spec": {"containers": [{"name": "a"}]}});
+        let mut out = Vec::new();
+        unknown_fields(&original, &round, "", &mut out);
+        assert_eq!(out, vec!["spec.bogus", "spec.containers[0].imagee"]);
+    }
+}

@@ -1,0 +1,62 @@
+//! core/v1 ConfigMaps: key validation and the DATA table.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde_json::{Value, json};
+
+use crate::error::Cause;
+use crate::registry::Kind;
+use crate::table::Column;
+
+/// ConfigMaps.
+pub struct ConfigMaps;
+
+/// A ConfigMap/Secret key: `[-._a-zA-Z0-9]+`, at most 253 characters.
+pub fn validate_key(field: &str, key: &str, causes: &mut Vec<Cause>) {
+    let ok = !key.is_empty()
+        && key.len() <= 253
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        && key != "."
+        && key != "..";
+    if !ok {
+        causes.push(Cause::invalid(
+            format!("{field}[{key}]"),
+            key,
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+        ));
+    }
+}
+
+impl Kind for ConfigMaps {
+    type Obj = ConfigMap;
+    const SINGULAR: &'static str = "configmap";
+    const NAMESPACED: bool = true;
+    const SHORT_NAMES: &'static [&'static str] = &["cm"];
+    const HAS_SPEC: bool = false;
+
+    fn validate(cm: &ConfigMap, causes: &mut Vec<Cause>) {
+        for k in cm.data.iter().flat_map(|d| d.keys()) {
+            validate_key("data", k, causes);
+        }
+        for k in cm.binary_data.iter().flat_map(|d| d.keys()) {
+            validate_key("binaryData", k, causes);
+            if cm.data.as_ref().is_some_and(|d| d.contains_key(k)) {
+                causes.push(Cause::duplicate(format!("data[{k}]"), k));
+            }
+        }
+    }
+
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::new("Data", "integer", "Number of data entries"),
+            Column::new("Age", "date", "CreationTimestamp"),
+        ]
+    }
+
+    fn cells(cm: &ConfigMap, age: &str) -> Vec<Value> {
+        let n = cm.data.as_ref().map_or(0, |d| d.len())
+            + cm.binary_data.as_ref().map_or(0, |d| d.len());
+        vec![json!(n), json!(age)]
+    }
+}

@@ -1,0 +1,95 @@
+//! core/v1 Nodes: registered by kubelets; STATUS/ROLES/VERSION table.
+
+use k8s_openapi::api::core::v1::Node;
+use serde_json::{Value, json};
+
+use crate::registry::{Kind, Sub};
+use crate::table::Column;
+
+/// Nodes.
+pub struct Nodes;
+
+impl Kind for Nodes {
+    type Obj = Node;
+    const SINGULAR: &'static str = "node";
+    const NAMESPACED: bool = false;
+    const SHORT_NAMES: &'static [&'static str] = &["no"];
+    const SUBRESOURCES: &'static [Sub] = &[Sub::Status];
+    const FIELD_LABELS: &'static [&'static str] = &["spec.unschedulable"];
+    const HAS_SPEC: bool = false;
+
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::new("Status", "string", "The status of the node"),
+            Column::new("Roles", "string", "The roles of the node"),
+            Column::new("Age", "date", "CreationTimestamp"),
+            Column::new("Version", "string", "Kubelet Version reported by the node."),
+            Column::wide("Internal-IP", "string", "List of internal IPs."),
+            Column::wide("External-IP", "string", "List of external IPs."),
+            Column::wide("OS-Image", "string", "OS image reported by the node."),
+            Column::wide(
+                "Kernel-Version",
+                "string",
+                "Kernel version reported by the node.",
+            ),
+            Column::wide(
+                "Container-Runtime",
+                "string",
+                "Container runtime and version.",
+            ),
+        ]
+    }
+
+    fn cells(node: &Node, age: &str) -> Vec<Value> {
+        let status = node.status.clone().unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| {
+                if c.status == "True" {
+                    "Ready"
+                } else {
+                    "NotReady"
+                }
+            })
+            .unwrap_or("Unknown");
+        let mut state = ready.to_string();
+        if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+            state.push_str(",SchedulingDisabled");
+        }
+        let roles: Vec<&str> = node
+            .metadata
+            .labels
+            .iter()
+            .flatten()
+            .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/"))
+            .collect();
+        let addr = |t: &str| {
+            status
+                .addresses
+                .iter()
+                .flatten()
+                .find(|a| a.type_ == t)
+                .map(|a| a.address.clone())
+                .unwrap_or("<none>".into())
+        };
+        let info = status.node_info.clone().unwrap_or_default();
+        vec![
+            json!(state),
+            json!(if roles.is_empty() {
+                "<none>".to_string()
+            } else {
+                roles.join(",")
+            }),
+            json!(age),
+            json!(info.kubelet_version),
+            json!(addr("InternalIP")),
+            json!(addr("ExternalIP")),
+            json!(info.os_image),
+            json!(info.kernel_version),
+            json!(info.container_runtime_version),
+        ]
+    }
+}

@@ -1,0 +1,96 @@
+//! apps/v1 ReplicaSets: defaults, validation, scale/status, DESIRED/CURRENT/READY table.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use serde_json::{Value, json};
+
+use super::podspec;
+use crate::error::Cause;
+use crate::registry::{Kind, Sub};
+use crate::table::Column;
+
+/// ReplicaSets.
+pub struct ReplicaSets;
+
+impl Kind for ReplicaSets {
+    type Obj = ReplicaSet;
+    const SINGULAR: &'static str = "replicaset";
+    const NAMESPACED: bool = true;
+    const SHORT_NAMES: &'static [&'static str] = &["rs"];
+    const CATEGORIES: &'static [&'static str] = &["all"];
+    const SUBRESOURCES: &'static [Sub] = &[Sub::Status, Sub::Scale];
+    const FIELD_LABELS: &'static [&'static str] = &["status.replicas"];
+
+    fn defaults(rs: &mut ReplicaSet) {
+        let Some(spec) = rs.spec.as_mut() else { return };
+        spec.replicas.get_or_insert(1);
+        if let Some(ps) = spec.template.as_mut().and_then(|t| t.spec.as_mut()) {
+            podspec::defaults(ps);
+        }
+    }
+
+    fn validate(rs: &ReplicaSet, causes: &mut Vec<Cause>) {
+        let Some(spec) = &rs.spec else {
+            causes.push(Cause::required("spec"));
+            return;
+        };
+        if let Some(r) = spec.replicas
+            && r < 0
+        {
+            causes.push(Cause::invalid(
+                "spec.replicas",
+                r,
+                "must be greater than or equal to 0",
+            ));
+        }
+        let template = spec.template.as_ref();
+        podspec::validate_selector(
+            &spec.selector,
+            template
+                .and_then(|t| t.metadata.as_ref())
+                .and_then(|m| m.labels.as_ref()),
+            causes,
+        );
+        match template.and_then(|t| t.spec.as_ref()) {
+            Some(ps) => podspec::validate(ps, "spec.template.spec", causes),
+            None => causes.push(Cause::required("spec.template")),
+        }
+    }
+
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::new("Desired", "integer", "Number of desired pods."),
+            Column::new("Current", "integer", "Number of actually running pods."),
+            Column::new("Ready", "integer", "Number of ready pods."),
+            Column::new("Age", "date", "CreationTimestamp"),
+            Column::wide(
+                "Containers",
+                "string",
+                "Names of each container in the template.",
+            ),
+            Column::wide(
+                "Images",
+                "string",
+                "Images referenced by each container in the template.",
+            ),
+            Column::wide("Selector", "string", "Label selector for pods."),
+        ]
+    }
+
+    fn cells(rs: &ReplicaSet, age: &str) -> Vec<Value> {
+        let spec = rs.spec.as_ref();
+        let status = rs.status.clone().unwrap_or_default();
+        let (names, images) = podspec::names_and_images(
+            spec.and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref()),
+        );
+        vec![
+            json!(spec.and_then(|s| s.replicas).unwrap_or(0)),
+            json!(status.replicas),
+            json!(status.ready_replicas.unwrap_or(0)),
+            json!(age),
+            json!(names),
+            json!(images),
+            json!(podspec::selector_string(spec.map(|s| &s.selector))),
+        ]
+    }
+}

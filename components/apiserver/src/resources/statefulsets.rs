@@ -1,0 +1,108 @@
+//! apps/v1 StatefulSets.
+
+use k8s_openapi::api::apps::v1::{
+    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetUpdateStrategy,
+};
+use serde_json::{Value, json};
+
+use super::podspec;
+use crate::error::Cause;
+use crate::registry::{Kind, Sub};
+use crate::table::Column;
+
+/// StatefulSets.
+pub struct StatefulSets;
+
+impl Kind for StatefulSets {
+    type Obj = StatefulSet;
+    const SINGULAR: &'static str = "statefulset";
+    const NAMESPACED: bool = true;
+    const SHORT_NAMES: &'static [&'static str] = &["sts"];
+    const CATEGORIES: &'static [&'static str] = &["all"];
+    const SUBRESOURCES: &'static [Sub] = &[Sub::Status, Sub::Scale];
+
+    fn defaults(s: &mut StatefulSet) {
+        let Some(spec) = s.spec.as_mut() else { return };
+        spec.replicas.get_or_insert(1);
+        spec.revision_history_limit.get_or_insert(10);
+        spec.pod_management_policy
+            .get_or_insert_with(|| "OrderedReady".into());
+        let us = spec
+            .update_strategy
+            .get_or_insert_with(StatefulSetUpdateStrategy::default);
+        if us.type_.get_or_insert_with(|| "RollingUpdate".into()) == "RollingUpdate" {
+            us.rolling_update
+                .get_or_insert_with(RollingUpdateStatefulSetStrategy::default)
+                .partition
+                .get_or_insert(0);
+        }
+        if let Some(ps) = spec.template.spec.as_mut() {
+            podspec::defaults(ps);
+        }
+    }
+
+    fn validate(s: &StatefulSet, causes: &mut Vec<Cause>) {
+        let Some(spec) = &s.spec else {
+            causes.push(Cause::required("spec"));
+            return;
+        };
+        if let Some(r) = spec.replicas
+            && r < 0
+        {
+            causes.push(Cause::invalid(
+                "spec.replicas",
+                r,
+                "must be greater than or equal to 0",
+            ));
+        }
+        podspec::validate_selector(
+            &spec.selector,
+            spec.template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.as_ref()),
+            causes,
+        );
+        match &spec.template.spec {
+            Some(ps) => podspec::validate(ps, "spec.template.spec", causes),
+            None => causes.push(Cause::required("spec.template.spec")),
+        }
+    }
+
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::new("Ready", "string", "Number of the pod with ready state"),
+            Column::new("Age", "date", "CreationTimestamp"),
+            Column::wide(
+                "Containers",
+                "string",
+                "Names of each container in the template.",
+            ),
+            Column::wide(
+                "Images",
+                "string",
+                "Images referenced by each container in the template.",
+            ),
+        ]
+    }
+
+    fn cells(s: &StatefulSet, age: &str) -> Vec<Value> {
+        let spec = s.spec.as_ref();
+        let (names, images) =
+            podspec::names_and_images(spec.and_then(|s| s.template.spec.as_ref()));
+        let ready = s
+            .status
+            .as_ref()
+            .and_then(|st| st.ready_replicas)
+            .unwrap_or(0);
+        vec![
+            json!(format!(
+                "{ready}/{}",
+                spec.and_then(|s| s.replicas).unwrap_or(0)
+            )),
+            json!(age),
+            json!(names),
+            json!(images),
+        ]
+    }
+}

@@ -1,0 +1,420 @@
+//! The HTTP layer: the one place that sees axum/http types.
+//!
+//! Pipeline of every request, in order:
+//! 1. authenticate ([`crate::auth::Authenticator`]; none → 401),
+//! 2. parse the path into a [`Target`] and, for resources, a [`Verb`],
+//! 3. authorize ([`crate::auth::Authorizer`]; deny → 403),
+//! 4. negotiate the response form (`Accept`) and read the body within the size limit (413),
+//! 5. dispatch to discovery/openapi/health or to `handlers::dispatch`,
+//! 6. encode the reply (JSON, YAML, Table, or a chunked watch stream), errors as `Status`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::auth::{Attributes, Authenticator, Authorizer, Decision};
+use crate::error::ApiError;
+use crate::handlers::{self, Body as ReqBody, Ctx, Format, Reply, Req};
+use crate::openapi::OpenApi;
+use crate::request::{self, Query, Target, Verb};
+use crate::{discovery, version_info};
+
+/// Everything a request needs.
+pub struct App {
+    /// Resource handling state.
+    pub ctx: Ctx,
+    /// Rendered OpenAPI documents.
+    pub openapi: OpenApi,
+    /// Authentication stage.
+    pub authn: Box<dyn Authenticator>,
+    /// Authorization stage.
+    pub authz: Box<dyn Authorizer>,
+    /// `host:port` clients reach us at (discovery's serverAddressByClientCIDRs).
+    pub address: String,
+}
+
+/// The axum router: everything goes through [`handle`].
+pub fn router(app: Arc<App>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(app)
+}
+
+/// What the client's `Accept` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accept {
+    Plain(Format),
+    /// Aggregated discovery at this apidiscovery version.
+    Discovery(&'static str),
+}
+
+fn negotiate(accept: Option<&str>) -> Result<Vec<Accept>, ApiError> {
+    let text = accept.unwrap_or("application/json");
+    let mut out = Vec::new();
+    for range in text.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
+        let param = |k: &str| params.iter().find(|(pk, _)| *pk == k).map(|(_, v)| *v);
+        let json_like = matches!(media, "application/json" | "*/*" | "application/*");
+        match (param("as"), param("g"), param("v")) {
+            (Some("Table"), Some("meta.k8s.io"), Some("v1")) if json_like => {
+                out.push(Accept::Plain(Format::Table))
+            }
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
+                out.push(Accept::Discovery("v2"))
+            }
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2beta1")) => {
+                out.push(Accept::Discovery("v2beta1"))
+            }
+            (Some(_), _, _) => {}
+            (None, _, _) if json_like => out.push(Accept::Plain(Format::Json)),
+            (None, _, _) if media == "application/yaml" => out.push(Accept::Plain(Format::Yaml)),
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::NotAcceptable(text.to_string()));
+    }
+    Ok(out)
+}
+
+fn status_response(err: &ApiError) -> Response {
+    let body = serde_json::to_vec(&err.to_status()).unwrap_or_default();
+    Response::builder()
+        .status(StatusCode::from_u16(err.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_default()
+}
+
+fn json_response(code: u16, body: &Value, format: Format, warnings: &[String]) -> Response {
+    let (bytes, ct) = match format {
+        Format::Yaml => (
+            serde_yaml_ng::to_string(body)
+                .unwrap_or_default()
+                .into_bytes(),
+            "application/yaml",
+        ),
+        _ => (
+            serde_json::to_vec(body).unwrap_or_default(),
+            "application/json",
+        ),
+    };
+    let mut r = Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+        .header(header::CONTENT_TYPE, ct);
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('"', "'"));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            r = r.header(header::WARNING, v);
+        }
+    }
+    r.body(Body::from(bytes)).unwrap_or_default()
+}
+
+fn raw(code: StatusCode, content_type: &str, bytes: Vec<u8>) -> Response {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(bytes))
+        .unwrap_or_default()
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::TooLarge { limit })
+        }
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read the request body: {e}"
+        ))),
+    }
+}
+
+/// The single entry point.
+pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
+    let started = Instant::now();
+    app.ctx.metrics.started();
+    let path = request.uri().path().to_string();
+    let method = request.method().clone();
+    let span = tracing::debug_span!("request", %method, %path);
+    let (verb, resource, response) = match serve(&app, request).instrument(span).await {
+        Ok((verb, resource, response)) => (verb, resource, response),
+        Err((verb, resource, err)) => {
+            if err.code() >= 500 {
+                tracing::warn!(%method, %path, code = err.code(), error = %err.message(), "request failed");
+            }
+            (verb, resource, status_response(&err))
+        }
+    };
+    let code = response.status().as_u16();
+    app.ctx
+        .metrics
+        .observe(&verb, &resource, code, started.elapsed());
+    tracing::debug!(%method, %path, code, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    response
+}
+
+type Failure = (String, String, ApiError);
+
+async fn serve(app: &App, request: Request) -> Result<(String, String, Response), Failure> {
+    let (parts, body) = request.into_parts();
+    let fail = |verb: &str, res: &str| {
+        let (v, r) = (verb.to_string(), res.to_string());
+        move |e: ApiError| (v, r, e)
+    };
+    let Some(user) = app.authn.authenticate(&parts.headers) else {
+        return Err(fail("", "")(ApiError::Unauthorized));
+    };
+    let target = request::parse_path(parts.uri.path()).map_err(fail(parts.method.as_str(), ""))?;
+    let query = Query(
+        axum::extract::Query::<std::collections::BTreeMap<String, String>>::try_from_uri(
+            &parts.uri,
+        )
+        .map(|q| q.0)
+        .map_err(|e| fail("", "")(ApiError::BadRequest(format!("bad query string: {e}"))))?,
+    );
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let Target::Resource(path) = target else {
+        let verb = parts.method.as_str().to_lowercase();
+        let attrs = Attributes {
+            verb: verb.clone(),
+            group: String::new(),
+            resource: String::new(),
+            subresource: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+            path: parts.uri.path().to_string(),
+        };
+        if let Decision::Deny(why) = app.authz.authorize(&user, &attrs) {
+            return Err(fail(&verb, "")(ApiError::Forbidden(why)));
+        }
+        let response = non_resource(app, &target, accept.as_deref())
+            .await
+            .map_err(fail(&verb, ""))?;
+        return Ok((verb, String::new(), response));
+    };
+    let resource_name = path.resource.clone();
+    let verb = request::verb(&parts.method, &path, &query).map_err(fail("", &resource_name))?;
+    let fail_v = |e| (verb.as_str().to_string(), resource_name.clone(), e);
+    let resource = app
+        .ctx
+        .registry
+        .get(&path.group, &path.version, &path.resource)
+        .cloned()
+        .ok_or(ApiError::UnknownResource)
+        .map_err(fail_v)?;
+    let attrs = Attributes {
+        verb: verb.as_str().to_string(),
+        group: path.group.clone(),
+        resource: path.resource.clone(),
+        subresource: path.subresource.clone().unwrap_or_default(),
+        namespace: path.namespace.clone().unwrap_or_default(),
+        name: path.name.clone().unwrap_or_default(),
+        path: parts.uri.path().to_string(),
+    };
+    if let Decision::Deny(why) = app.authz.authorize(&user, &attrs) {
+        return Err(fail_v(ApiError::Forbidden(why)));
+    }
+    let format = match negotiate(accept.as_deref())
+        .map_err(fail_v)?
+        .into_iter()
+        .find_map(|a| match a {
+            Accept::Plain(f) => Some(f),
+            Accept::Discovery(_) => None,
+        }) {
+        Some(Format::Table)
+            if !matches!(verb, Verb::Get | Verb::List | Verb::Watch)
+                || path.subresource.is_some() =>
+        {
+            Format::Json
+        }
+        Some(f) => f,
+        None => return Err(fail_v(ApiError::NotAcceptable(accept.unwrap_or_default()))),
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|c| c.split(';').next().unwrap_or_default().trim().to_string())
+        .unwrap_or_else(|| "application/json".into());
+    let mut bytes = read_body(body, app.ctx.config.max_request_bytes)
+        .await
+        .map_err(fail_v)?;
+    let mut content_type = content_type;
+    if content_type == "application/vnd.kubernetes.protobuf" && !bytes.is_empty() {
+        let object = crate::protobuf::to_json(&bytes).map_err(|e| {
+            fail_v(match e {
+                crate::protobuf::ProtobufError::UnknownKind(_) => {
+                    ApiError::UnsupportedMediaType(e.to_string())
+                }
+                other => ApiError::BadRequest(other.to_string()),
+            })
+        })?;
+        bytes = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
+        content_type = "application/json".into();
+    }
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let req = Req {
+        resource,
+        path,
+        verb,
+        query,
+        body: (!bytes.is_empty() || matches!(verb, Verb::Create | Verb::Update | Verb::Patch))
+            .then_some(ReqBody {
+                bytes,
+                content_type,
+            }),
+        format,
+        user_agent,
+    };
+    let reply = handlers::dispatch(&app.ctx, req).await.map_err(fail_v)?;
+    let response = match reply {
+        Reply::Object {
+            code,
+            body,
+            warnings,
+        } => json_response(code, &body, format, &warnings),
+        Reply::Stream(stream) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(stream.map(Ok::<_, Infallible>)))
+            .unwrap_or_default(),
+    };
+    Ok((verb.as_str().to_string(), resource_name, response))
+}
+
+async fn non_resource(
+    app: &App,
+    target: &Target,
+    accept: Option<&str>,
+) -> Result<Response, ApiError> {
+    let reg = &app.ctx.registry;
+    let wants = negotiate(accept)?;
+    let discovery_version = wants.iter().find_map(|a| match a {
+        Accept::Discovery(v) => Some(*v),
+        Accept::Plain(_) => None,
+    });
+    let plain = wants.iter().any(|a| matches!(a, Accept::Plain(_)));
+    let ok = |v: Value| json_response(200, &v, Format::Json, &[]);
+    match target {
+        Target::Api | Target::Apis => {
+            let core = *target == Target::Api;
+            if let Some(v) = discovery_version {
+                let body =
+                    serde_json::to_vec(&discovery::aggregated(reg, core, v)).unwrap_or_default();
+                let ct = format!(
+                    "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
+                );
+                return Ok(raw(StatusCode::OK, &ct, body));
+            }
+            if !plain {
+                return Err(ApiError::NotAcceptable(accept.unwrap_or_default().into()));
+            }
+            Ok(ok(if core {
+                discovery::api_versions(&app.address)
+            } else {
+                discovery::api_groups(reg)
+            }))
+        }
+        Target::Group(g) => discovery::api_group(reg, g)
+            .map(ok)
+            .ok_or(ApiError::UnknownResource),
+        Target::GroupVersion { group, version } => discovery::resource_list(reg, group, version)
+            .map(ok)
+            .ok_or(ApiError::UnknownResource),
+        Target::Version => Ok(ok(version_info())),
+        Target::Health => match app.ctx.store.current_revision().await {
+            Ok(_) => Ok(raw(StatusCode::OK, "text/plain", b"ok".to_vec())),
+            Err(e) => Err(ApiError::Storage(e)),
+        },
+        Target::Metrics => Ok(raw(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            app.ctx.metrics.render().into_bytes(),
+        )),
+        Target::OpenApiV2 if plain => Ok(raw(
+            StatusCode::OK,
+            "application/json",
+            app.openapi.v2().to_vec(),
+        )),
+        Target::OpenApiV2 => Err(ApiError::NotAcceptable(accept.unwrap_or_default().into())),
+        Target::OpenApiV3Index => Ok(raw(
+            StatusCode::OK,
+            "application/json",
+            app.openapi.v3_index().to_vec(),
+        )),
+        Target::OpenApiV3(gv) => app
+            .openapi
+            .v3(gv)
+            .map(|b| raw(StatusCode::OK, "application/json", b.to_vec()))
+            .ok_or(ApiError::UnknownResource),
+        Target::Root => {
+            let mut paths = vec!["/api".to_string(), "/api/v1".into(), "/apis".into()];
+            for (g, v) in reg.group_versions() {
+                if !g.is_empty() {
+                    paths.push(format!("/apis/{g}"));
+                    paths.push(format!("/apis/{g}/{v}"));
+                }
+            }
+            paths.extend(
+                [
+                    "/healthz",
+                    "/livez",
+                    "/readyz",
+                    "/metrics",
+                    "/openapi/v2",
+                    "/openapi/v3",
+                    "/version",
+                ]
+                .map(String::from),
+            );
+            Ok(ok(serde_json::json!({"paths": paths})))
+        }
+        Target::Resource(_) => Err(ApiError::UnknownResource),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(negotiate(None).unwrap(), vec![Accept::Plain(Format::Json)]);
+        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(
+            negotiate(Some(kubectl)).unwrap()[0],
+            Accept::Plain(Format::Table)
+        );
+        let disc = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(negotiate(Some(disc)).unwrap()[0], Accept::Discovery("v2"));
+        assert!(negotiate(Some("application/vnd.kubernetes.protobuf")).is_err());
+        assert_eq!(
+            negotiate(Some("application/yaml")).unwrap(),
+            vec![Accept::Plain(Format::Yaml)]
+        );
+    }
+}
