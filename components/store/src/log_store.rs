@@ -80,6 +80,7 @@ enum WriteOp {
 
 /// The Raft log storage (openraft `RaftLogStorage`).
 pub struct LogStore {
+    closed: Option<tokio::sync::oneshot::Receiver<()>>,
     cache: Arc<Mutex<Cache>>,
     writer: mpsc::Sender<WriteOp>,
     db: Arc<Database>,
@@ -168,16 +169,28 @@ impl LogStore {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
         let writer_db = db.clone();
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer_loop(&writer_db, rx))
+            .spawn(move || {
+                writer_loop(&writer_db, rx);
+                drop(writer_db);
+                let _ = closed_tx.send(());
+            })
             .expect("spawn the raft log writer thread");
         Ok(Self {
+            closed: Some(closed_rx),
             cache: Arc::new(Mutex::new(cache)),
             writer: tx,
             db,
             path: path.into(),
         })
+    }
+
+    /// Resolves once the store was dropped and the writer thread closed the database (so the
+    /// same file can be opened again, e.g. by a restarted member in the same process).
+    pub fn closed(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        self.closed.take()
     }
 
     /// The node id stored at first start, if any.

@@ -288,6 +288,8 @@ pub enum Request {
         /// Whether it stays a learner until promoted.
         learner: bool,
     },
+    /// A learner was promoted to voter (by the leader, or by `member promote`).
+    MemberPromoted(NodeId),
     /// A member was removed at run time.
     MemberRemoved(NodeId),
 }

@@ -102,6 +102,12 @@ impl Mvcc {
                 );
                 Ok(Outcome::Member)
             }
+            Request::MemberPromoted(id) => {
+                if let Some(m) = self.members.get_mut(id) {
+                    m.promote_pending = false;
+                }
+                Ok(Outcome::Member)
+            }
             Request::MemberRemoved(id) => {
                 self.members.remove(id);
                 Ok(Outcome::Member)
