@@ -203,6 +203,14 @@ pub enum Outcome {
     Ok(Output),
     /// The client does not know whether the write took effect.
     Indefinite,
+    /// The client got no answer, but a watch stream showed the write take effect at
+    /// `revision` (running the `succeeded` branch, for a transaction). See [`crate::patch`].
+    Observed {
+        /// The revision of the write's events.
+        revision: i64,
+        /// Which branch ran (always `true` for a put).
+        succeeded: bool,
+    },
 }
 
 /// One recorded operation.
@@ -258,6 +266,11 @@ impl History {
             input,
             outcome: Outcome::Indefinite,
         });
+    }
+
+    /// A history of operations whose ids are already assigned (kept as they are).
+    pub fn from_ops(ops: Vec<Operation>) -> Self {
+        History { ops }
     }
 
     /// Appends an operation recorded elsewhere, renumbering it.
@@ -370,6 +383,14 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Indefinite => f.write_str("INDEFINITE (may or may not have taken effect)"),
+            Outcome::Observed {
+                revision,
+                succeeded,
+            } => write!(
+                f,
+                "no answer; watch saw it take effect @rev {revision}{}",
+                if *succeeded { "" } else { " (else branch)" }
+            ),
             Outcome::Ok(Output::Put { revision }) => write!(f, "ok @rev {revision}"),
             Outcome::Ok(Output::Get { kv: None, revision }) => write!(f, "absent @rev {revision}"),
             Outcome::Ok(Output::Get {

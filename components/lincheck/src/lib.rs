@@ -9,6 +9,7 @@
 //! - [`wgl`]: the Wing–Gong–Lowe search with memoization over one partition.
 //! - [`check`]: partitions a history by connected keys, searches each, and explains failures.
 //! - [`revision`]: the cross-key rule that revisions follow real time.
+//! - [`patch`]: resolves indefinite writes with the watch streams before the search.
 //! - [`watch`]: watch-stream guarantees (order, no duplicates, atomic txns, consistency with
 //!   acknowledged writes, no gaps across resumes).
 //! - [`runner`]: drives a real cluster: N clients with the etcd client, watchers, and a
@@ -17,14 +18,16 @@
 //!
 //! # Flow
 //!
-//! `runner::run` → [`history::History`] + [`watch::WatchLog`]s → [`check::check`],
-//! [`revision::check_revisions`], [`watch::check_watches`] → a printable verdict.
+//! `runner::run` → [`history::History`] + [`watch::WatchLog`]s → [`watch::check_watches`]
+//! → (if the watches are sound) [`patch::resolve_with_watches`] → [`check::check`] and
+//! [`revision::check_revisions`] → a printable verdict.
 
 #![warn(missing_docs)]
 
 pub mod check;
 pub mod history;
 pub mod model;
+pub mod patch;
 pub mod revision;
 pub mod runner;
 pub mod watch;

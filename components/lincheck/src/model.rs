@@ -50,6 +50,16 @@ pub fn step(state: &State, input: &Input, outcome: &Outcome) -> Vec<State> {
             next.put(key, value, Some(*revision));
             vec![next]
         }
+        (
+            Input::Put { key, value },
+            Outcome::Observed {
+                revision,
+                succeeded: true,
+            },
+        ) => {
+            next.put(key, value, Some(*revision));
+            vec![next]
+        }
         (Input::Put { key, value }, Outcome::Indefinite) => {
             next.put(key, value, None);
             vec![next]
@@ -128,6 +138,30 @@ pub fn step(state: &State, input: &Input, outcome: &Outcome) -> Vec<State> {
                 }
             }
             out
+        }
+        (
+            Input::Txn {
+                compares,
+                success,
+                failure,
+            },
+            Outcome::Observed {
+                revision,
+                succeeded,
+            },
+        ) => {
+            let verdicts: Vec<Option<bool>> = compares.iter().map(|c| state.eval(c)).collect();
+            let possible = if *succeeded {
+                verdicts.iter().all(|v| *v != Some(false))
+            } else {
+                verdicts.iter().any(|v| *v != Some(true))
+            };
+            let branch = if *succeeded { success } else { failure };
+            if possible && next.apply(branch, None, Some(*revision)) {
+                vec![next]
+            } else {
+                vec![]
+            }
         }
         // A definite outcome of the wrong kind for the request can never be explained.
         _ => vec![],

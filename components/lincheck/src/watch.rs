@@ -49,6 +49,8 @@ pub struct WatchEvent {
 pub struct WatchBatch {
     /// In delivery order.
     pub events: Vec<WatchEvent>,
+    /// When the watcher received it (ns since the run's origin, the history's clock).
+    pub received: u64,
 }
 
 /// Everything one watcher received.
@@ -564,7 +566,10 @@ mod tests {
             start_revision: 2,
             batches: batches
                 .into_iter()
-                .map(|events| WatchBatch { events })
+                .map(|events| WatchBatch {
+                    events,
+                    received: 0,
+                })
                 .collect(),
             resumes: 0,
         }

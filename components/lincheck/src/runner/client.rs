@@ -58,7 +58,12 @@ pub(crate) async fn run_client(spec: ClientSpec) -> Vec<Operation> {
     let mut endpoint = spec.id % spec.endpoints.len();
     let mut client: Option<Client> = None;
     let mut seq = 0u64;
+    // Consecutive failures: a real client backs off instead of hammering an electing cluster.
+    let mut failures = 0u32;
     while Instant::now() < spec.until {
+        if failures > 0 {
+            tokio::time::sleep(Duration::from_millis(20) * failures.min(10)).await;
+        }
         if client.is_none() {
             let opts = connect_options(spec.op_timeout);
             let ep = [spec.endpoints[endpoint].as_str()];
@@ -66,6 +71,7 @@ pub(crate) async fn run_client(spec: ClientSpec) -> Vec<Operation> {
                 Ok(Ok(c)) => client = Some(c),
                 _ => {
                     endpoint = (endpoint + 1) % spec.endpoints.len();
+                    failures += 1;
                     continue;
                 }
             }
@@ -78,6 +84,7 @@ pub(crate) async fn run_client(spec: ClientSpec) -> Vec<Operation> {
         let ret = ns(spec.origin);
         match result {
             Ok(Ok(output)) => {
+                failures = 0;
                 learn(&mut seen, &spec.keys, &input, &output);
                 ops.push(Operation {
                     id: 0,
@@ -104,6 +111,7 @@ pub(crate) async fn run_client(spec: ClientSpec) -> Vec<Operation> {
                 }
                 client = None;
                 endpoint = (endpoint + 1) % spec.endpoints.len();
+                failures += 1;
             }
         }
     }

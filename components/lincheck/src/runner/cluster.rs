@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -170,6 +171,16 @@ impl ProcessCluster {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
+        // If the runner dies without dropping the cluster (killed by a test timeout), the
+        // kernel kills the members too instead of leaving them listening.
+        // SAFETY: the closure runs between fork and exec and only makes one prctl syscall,
+        // which is async-signal-safe; it touches no memory shared with the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+                    .map_err(std::io::Error::from)
+            });
+        }
         let child = cmd.spawn().map_err(|source| RunnerError::Spawn {
             binary: format!("{cmd:?}"),
             source,

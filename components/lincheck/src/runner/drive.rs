@@ -43,6 +43,7 @@ pub async fn run(
                 stall: Duration::from_secs(3),
                 target: target_rx.clone(),
                 deadline: until + RECOVERY + Duration::from_secs(30),
+                origin,
             }))
         })
         .collect();

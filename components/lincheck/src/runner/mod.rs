@@ -15,7 +15,6 @@ pub mod cluster;
 pub mod fault;
 pub mod watcher;
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use etcd_client::Client;
@@ -23,10 +22,8 @@ use etcd_client::Client;
 pub use cluster::{Flavor, ProcessCluster};
 pub use fault::{FaultDriver, FaultEvent, FaultKind};
 
-use crate::check::{CheckOptions, CheckReport, check};
 use crate::history::History;
-use crate::revision::{RevisionViolation, check_revisions};
-use crate::watch::{WatchCheckOptions, WatchLog, WatchViolation, check_watches};
+use crate::watch::WatchLog;
 
 /// Errors of the runner (the checks themselves never fail, they report).
 #[derive(Debug, thiserror::Error)]
@@ -259,107 +256,6 @@ async fn current_revision(endpoints: &[String], prefix: &str) -> Result<i64, Run
 }
 
 mod drive;
+mod verdict;
 pub use drive::run;
-
-/// The verdict of [`RunResult::verify`].
-#[derive(Debug)]
-pub struct Verdict {
-    /// Per-partition linearizability.
-    pub linearizability: CheckReport,
-    /// Cross-key revision order.
-    pub revisions: Vec<RevisionViolation>,
-    /// Watch guarantees.
-    pub watches: Vec<WatchViolation>,
-    /// Summary of the run and, on failure, its timeline.
-    pub context: String,
-}
-
-impl Verdict {
-    /// Whether every check passed.
-    pub fn is_ok(&self) -> bool {
-        self.linearizability.is_linearizable()
-            && self.revisions.is_empty()
-            && self.watches.is_empty()
-    }
-}
-
-/// How many violations of one kind to print.
-const SHOWN_VIOLATIONS: usize = 20;
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", self.context)?;
-        write!(f, "{}", self.linearizability)?;
-        writeln!(f, "revision order: {} violations", self.revisions.len())?;
-        for v in self.revisions.iter().take(SHOWN_VIOLATIONS) {
-            write!(f, "  {v}")?;
-        }
-        writeln!(f, "watch guarantees: {} violations", self.watches.len())?;
-        for v in self.watches.iter().take(SHOWN_VIOLATIONS) {
-            writeln!(f, "  {v}")?;
-        }
-        Ok(())
-    }
-}
-
-impl RunResult {
-    /// Runs every check.
-    pub fn verify(&self, options: CheckOptions) -> Verdict {
-        let linearizability = check(&self.history, options);
-        let revisions = check_revisions(&self.history);
-        let watches = check_watches(
-            &self.watches,
-            &self.history,
-            WatchCheckOptions {
-                contiguous: true,
-                must_reach: Some(self.final_revision),
-            },
-        );
-        let indefinite = self
-            .history
-            .ops()
-            .iter()
-            .filter(|o| o.ret.is_none())
-            .count();
-        let events: usize = self
-            .watches
-            .iter()
-            .flat_map(|w| &w.batches)
-            .map(|b| b.events.len())
-            .sum();
-        let resumes: usize = self.watches.iter().map(|w| w.resumes).sum();
-        let mut context = format!(
-            "seed {} (replay: LINCHECK_SEED={}): {} clients, {} keys, {:?}; {} ops ({} indefinite), \
-             revisions {}..{}, {} watchers got {} events over {} resumes, {} faults",
-            self.config.seed,
-            self.config.seed,
-            self.config.clients,
-            self.config.keys,
-            self.config.duration,
-            self.history.len(),
-            indefinite,
-            self.start_revision,
-            self.final_revision,
-            self.watches.len(),
-            events,
-            resumes,
-            self.faults.len(),
-        );
-        for e in &self.driver_errors {
-            context.push_str(&format!("\nfault driver: {e}"));
-        }
-        let mut verdict = Verdict {
-            linearizability,
-            revisions,
-            watches,
-            context,
-        };
-        if !verdict.is_ok() {
-            verdict.context.push_str("\nfault timeline:");
-            for e in &self.faults {
-                verdict.context.push_str(&format!("\n  {e}"));
-            }
-        }
-        verdict
-    }
-}
+pub use verdict::Verdict;

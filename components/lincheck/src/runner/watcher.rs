@@ -25,6 +25,8 @@ pub(crate) struct WatcherSpec {
     pub target: watch::Receiver<Option<i64>>,
     /// Hard stop.
     pub deadline: Instant,
+    /// The history's clock origin, to time-stamp batches.
+    pub origin: Instant,
 }
 
 pub(crate) async fn run_watcher(mut spec: WatcherSpec) -> WatchLog {
@@ -103,7 +105,8 @@ pub(crate) async fn run_watcher(mut spec: WatcherSpec) -> WatchLog {
                 .collect();
             if let Some(last) = events.last() {
                 next = next.max(last.revision + 1);
-                log.batches.push(WatchBatch { events });
+                let received = spec.origin.elapsed().as_nanos() as u64;
+                log.batches.push(WatchBatch { events, received });
             }
         }
     }

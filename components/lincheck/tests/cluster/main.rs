@@ -7,4 +7,5 @@
 //! `LINCHECK_SEED=<n>` replays a seed; `LINCHECK_LONG=1` runs 5 minutes with more clients.
 
 mod etcd;
+mod kubelabd;
 mod util;

@@ -46,7 +46,8 @@ pub fn check_cluster(flavor: Flavor) -> anyhow::Result<()> {
     if !verdict.is_ok() || !result.driver_errors.is_empty() {
         println!("{}", cluster.log_tails(30));
         anyhow::bail!(
-            "store is not linearizable or broke a watch guarantee (see the report above)"
+            "store failed the check: not shown linearizable (violation or inconclusive search), \
+             a broken watch guarantee, or a fault the driver could not carry out; see above"
         );
     }
     anyhow::ensure!(
@@ -59,13 +60,13 @@ pub fn check_cluster(flavor: Flavor) -> anyhow::Result<()> {
             > 100,
         "too few operations completed to mean anything"
     );
-    checkers_catch_mutations(&result)
+    checkers_catch_mutations(&result, &verdict.checked)
 }
 
 /// The same checks on this real history with one answer falsified must fail: proof that the
 /// passing verdict above was not vacuous.
-fn checkers_catch_mutations(result: &RunResult) -> anyhow::Result<()> {
-    let mut ops: Vec<Operation> = result.history.ops().to_vec();
+fn checkers_catch_mutations(result: &RunResult, checked: &History) -> anyhow::Result<()> {
+    let mut ops: Vec<Operation> = checked.ops().to_vec();
     let read = ops
         .iter_mut()
         // The first such read: refuting it only needs the search over the history before it.
@@ -75,8 +76,7 @@ fn checkers_catch_mutations(result: &RunResult) -> anyhow::Result<()> {
         })
         .ok_or_else(|| anyhow::anyhow!("no read returned a value"))?;
     read.value = "never-written".into();
-    let mut mutated = History::new();
-    ops.into_iter().for_each(|o| mutated.push(o));
+    let mutated = History::from_ops(ops);
     let report = check(&mutated, CheckOptions::default());
     anyhow::ensure!(
         report
