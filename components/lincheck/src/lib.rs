@@ -35,6 +35,8 @@ pub mod wgl;
 
 #[cfg(test)]
 mod check_tests;
+#[cfg(test)]
+mod sim_tests;
 
 pub use check::{CheckOptions, CheckReport, check};
 pub use history::{History, Input, Operation, Outcome, Output};
