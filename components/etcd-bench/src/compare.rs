@@ -121,6 +121,7 @@ mod tests {
             per_sec,
             p50_ms: 1.0,
             p99_ms,
+            error_samples: vec![],
         }
     }
 

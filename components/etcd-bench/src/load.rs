@@ -12,6 +12,15 @@ use crate::RunArgs;
 use crate::failover;
 use crate::results::{BenchResults, Phase};
 
+/// Distinct error messages kept per phase.
+const MAX_SAMPLES: usize = 3;
+
+fn keep_sample(samples: &mut Vec<String>, e: String) {
+    if samples.len() < MAX_SAMPLES && !samples.contains(&e) {
+        samples.push(e);
+    }
+}
+
 /// Put or linearizable get.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -87,29 +96,36 @@ async fn timed(
                 let mut rng = StdRng::seed_from_u64(i as u64);
                 let mut lat = Vec::new();
                 let mut errors = 0u64;
+                let mut samples: Vec<String> = Vec::new();
                 while Instant::now() < until {
                     let key = format!("/bench/{:08}", rng.random_range(0..keys));
                     let t = Instant::now();
-                    let ok = match kind {
-                        Kind::Put => c.put(key, value.clone(), None).await.is_ok(),
-                        Kind::Get => c.get(key, None).await.is_ok(),
+                    let result = match kind {
+                        Kind::Put => c.put(key, value.clone(), None).await.map(drop),
+                        Kind::Get => c.get(key, None).await.map(drop),
                     };
-                    if ok {
-                        lat.push(t.elapsed());
-                    } else {
-                        errors += 1;
+                    match result {
+                        Ok(()) => lat.push(t.elapsed()),
+                        Err(e) => {
+                            errors += 1;
+                            keep_sample(&mut samples, e.to_string());
+                        }
                     }
                 }
-                (lat, errors)
+                (lat, errors, samples)
             })
         })
         .collect();
     let mut all = Vec::new();
     let mut errors = 0;
+    let mut samples = Vec::new();
     for t in tasks {
-        let (lat, e) = t.await.context("a load task panicked")?;
+        let (lat, e, s) = t.await.context("a load task panicked")?;
         all.extend(lat);
         errors += e;
+        s.into_iter().for_each(|s| keep_sample(&mut samples, s));
     }
-    Ok(Phase::from_latencies(clients, all, errors, start.elapsed()))
+    let mut phase = Phase::from_latencies(clients, all, errors, start.elapsed());
+    phase.error_samples = samples;
+    Ok(phase)
 }

@@ -20,6 +20,9 @@ pub struct Phase {
     pub p50_ms: f64,
     /// 99th percentile latency, ms.
     pub p99_ms: f64,
+    /// A few distinct error messages, to tell what failed.
+    #[serde(default)]
+    pub error_samples: Vec<String>,
 }
 
 /// Everything one `run` measured.
@@ -64,6 +67,7 @@ impl Phase {
             per_sec: lat.len() as f64 / elapsed.as_secs_f64(),
             p50_ms: pct(0.50),
             p99_ms: pct(0.99),
+            error_samples: Vec::new(),
         }
     }
 }
@@ -74,7 +78,11 @@ impl fmt::Display for Phase {
             f,
             "{:>4} clients: {:>9.1}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} ops, {} errors)",
             self.clients, self.per_sec, self.p50_ms, self.p99_ms, self.ops, self.errors
-        )
+        )?;
+        for e in &self.error_samples {
+            write!(f, "\n        error: {e}")?;
+        }
+        Ok(())
     }
 }
 
@@ -91,7 +99,7 @@ impl fmt::Display for BenchResults {
         for p in &self.puts {
             writeln!(f, "  put  {p}")?;
         }
-        writeln!(f, "  read {} (linearizable)", self.reads)?;
+        writeln!(f, "  linearizable read {}", self.reads)?;
         match self.leader_kill_to_write_ms {
             Some(ms) => writeln!(f, "  leader kill -> next acknowledged write: {ms:.0} ms"),
             None => writeln!(f, "  leader kill: not measured (no --member-pid)"),
