@@ -18,6 +18,7 @@ pub async fn run(
     driver: &mut dyn FaultDriver,
     config: RunConfig,
 ) -> Result<RunResult, RunnerError> {
+    config.validate()?;
     let endpoints: Vec<String> = (0..driver.size()).map(|i| driver.endpoint(i)).collect();
     wait_healthy(&endpoints, RECOVERY).await?;
     let prefix = format!("/lincheck/{}/", config.seed);

@@ -73,6 +73,16 @@ pub enum RunnerError {
         /// The member.
         member: String,
     },
+    /// A run setting is unusable.
+    #[error("invalid lincheck setting {field} = {value:?}: {why}")]
+    InvalidConfig {
+        /// The setting (field or environment variable).
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be.
+        why: &'static str,
+    },
     /// The cluster did not become healthy in time.
     #[error("cluster not healthy after {waited:?}: {detail}")]
     NotHealthy {
@@ -105,17 +115,19 @@ pub struct RunConfig {
 impl RunConfig {
     /// The CI-sized run, or the long one when `LINCHECK_LONG` is set; the seed from
     /// `LINCHECK_SEED` when set, else from the clock.
-    pub fn from_env() -> Self {
-        let seed = std::env::var("LINCHECK_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
+    pub fn from_env() -> Result<Self, RunnerError> {
+        let seed = match std::env::var("LINCHECK_SEED") {
+            Ok(s) => s.trim().parse().map_err(|_| RunnerError::InvalidConfig {
+                field: "LINCHECK_SEED",
+                value: s.clone(),
+                why: "must be an unsigned 64-bit integer, as printed by a previous run",
+            })?,
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
+        };
         let long = std::env::var_os("LINCHECK_LONG").is_some();
-        RunConfig {
+        let config = RunConfig {
             seed,
             clients: if long { 16 } else { 8 },
             keys: 6,
@@ -123,7 +135,31 @@ impl RunConfig {
             op_timeout: Duration::from_secs(2),
             watchers: 2,
             faults: true,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rejects a config that cannot produce a meaningful run.
+    pub fn validate(&self) -> Result<(), RunnerError> {
+        let bad = |field, value: String, why| Err(RunnerError::InvalidConfig { field, value, why });
+        if self.clients == 0 {
+            return bad("clients", "0".into(), "at least one client is needed");
         }
+        if self.keys == 0 {
+            return bad("keys", "0".into(), "at least one key is needed");
+        }
+        if self.duration < Duration::from_secs(1) {
+            return bad(
+                "duration",
+                format!("{:?}", self.duration),
+                "must be at least 1 s",
+            );
+        }
+        if self.op_timeout.is_zero() {
+            return bad("op_timeout", "0s".into(), "must be positive");
+        }
+        Ok(())
     }
 }
 
@@ -259,3 +295,36 @@ mod drive;
 mod verdict;
 pub use drive::run;
 pub use verdict::Verdict;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_config_is_named() {
+        let good = RunConfig {
+            seed: 1,
+            clients: 2,
+            keys: 2,
+            duration: Duration::from_secs(5),
+            op_timeout: Duration::from_secs(1),
+            watchers: 1,
+            faults: false,
+        };
+        assert!(good.validate().is_ok());
+        let err = RunConfig {
+            clients: 0,
+            ..good.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("clients"), "{err}");
+        let err = RunConfig {
+            duration: Duration::ZERO,
+            ..good
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("duration"), "{err}");
+    }
+}

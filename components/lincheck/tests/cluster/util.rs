@@ -27,7 +27,7 @@ pub fn check_cluster(flavor: Flavor) -> anyhow::Result<()> {
         )
         .with_test_writer()
         .try_init();
-    let config = RunConfig::from_env();
+    let config = RunConfig::from_env()?;
     println!(
         "lincheck {}: seed {} (replay with LINCHECK_SEED={})",
         flavor.name(),
