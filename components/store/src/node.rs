@@ -153,6 +153,8 @@ impl Node {
                     Ok(Ok(resp)) => return unwrap(resp).ok_or(NodeError::Stopped),
                     Ok(Err(NodeError::NotLeader)) => Err(None),
                     Ok(Err(e)) => Err(Some(e)),
+                    // The leader is unreachable (likely dead): wait for the next one.
+                    Err(e) if e.not_sent() => Err(None),
                     Err(e) => Err(Some(NodeError::Forward(e.to_string()))),
                 }
             };
