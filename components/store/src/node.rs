@@ -145,10 +145,15 @@ impl Node {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             let (leader, node) = self.wait_leader(deadline).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
             let result = if leader == self.id {
-                local().await
+                // A leader cut off from its quorum may never commit: give up at the deadline
+                // (the outcome is then unknown to the client, as with etcd's timeout).
+                match tokio::time::timeout(left, local()).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Some(NodeError::Timeout)),
+                }
             } else {
-                let left = deadline.saturating_duration_since(Instant::now());
                 match self.net.forward(&node, &fwd, left).await {
                     Ok(Ok(resp)) => return unwrap(resp).ok_or(NodeError::Stopped),
                     Ok(Err(NodeError::NotLeader)) => Err(None),

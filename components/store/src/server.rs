@@ -222,7 +222,7 @@ async fn start_member(
         cluster_name: "kubelab-store".into(),
         heartbeat_interval: config.heartbeat_interval_ms,
         election_timeout_min: config.election_timeout_ms,
-        election_timeout_max: config.election_timeout_ms * 2,
+        election_timeout_max: config.election_timeout_ms * 3 / 2,
         install_snapshot_timeout: 5_000,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_count),
         max_in_snapshot_log_to_keep: config.snapshot_count.min(5_000),
