@@ -3,6 +3,8 @@
 
 mod durability;
 mod failover;
+mod leases;
 mod membership;
+mod reads;
 mod util;
 mod watch;
