@@ -66,9 +66,21 @@ impl Node {
 
     /// Grants a lease (choosing an id when `id` is 0); returns (id, ttl).
     pub async fn lease_grant(&self, id: i64, ttl: i64) -> Result<(i64, Response), NodeError> {
-        let id = if id != 0 { id } else { self.new_lease_id() };
         let ttl = ttl.max(self.min_lease_ttl);
-        let resp = self.write(Request::LeaseGrant { id, ttl }).await?;
+        let (id, resp) = if id != 0 {
+            (id, self.write(Request::LeaseGrant { id, ttl }).await?)
+        } else {
+            // A chosen id may (rarely) collide with an existing lease: choose again.
+            let mut tries = 0;
+            loop {
+                let id = self.new_lease_id();
+                let resp = self.write(Request::LeaseGrant { id, ttl }).await?;
+                tries += 1;
+                if resp.result != Err(crate::types::ApplyError::LeaseExists) || tries == 5 {
+                    break (id, resp);
+                }
+            }
+        };
         if self.is_leader() {
             self.lessor.refresh(id, ttl, Instant::now());
         }
