@@ -112,7 +112,7 @@ impl Procs {
             .args(["--listen-peer-urls", &m.peer_url()])
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", state])
-            .args(["--heartbeat-interval", "50", "--election-timeout", "300"])
+            .args(["--heartbeat-interval", "100", "--election-timeout", "300"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -227,9 +227,9 @@ impl Node {
         match self.raft.ensure_linearizable().await {
             Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => Err(None),
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
-                Err(Some(NodeError::Timeout))
-            }
+            // Heartbeats to the quorum were slow or lost (a loaded host, a follower pausing):
+            // a read index can always be asked again, until the request deadline.
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => Err(None),
             Err(RaftError::Fatal(_)) => Err(Some(NodeError::Stopped)),
         }
     }

@@ -110,7 +110,7 @@ impl Cluster {
         cfg.listen_peer_urls = vec![s.peer_url()];
         cfg.initial_cluster = self.initial_cluster.clone();
         cfg.initial_cluster_state = state;
-        cfg.heartbeat_interval_ms = 50;
+        cfg.heartbeat_interval_ms = 100;
         cfg.election_timeout_ms = 300;
         cfg.snapshot_count = self.snapshot_count;
         cfg.progress_notify_interval_ms = 500;
