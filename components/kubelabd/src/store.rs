@@ -36,8 +36,8 @@ pub struct StoreArgs {
     /// Heartbeat interval, milliseconds.
     #[arg(long, default_value_t = 100)]
     heartbeat_interval: u64,
-    /// Election timeout, milliseconds.
-    #[arg(long, default_value_t = 500)]
+    /// Minimum election timeout, milliseconds (the maximum is 1.5 times this).
+    #[arg(long, default_value_t = 300)]
     election_timeout: u64,
     /// Applied entries between snapshots.
     #[arg(long, default_value_t = 10_000)]

@@ -49,7 +49,10 @@ pub struct Config {
     /// Leader heartbeat, milliseconds (etcd: 100).
     #[serde(default = "default_heartbeat")]
     pub heartbeat_interval_ms: u64,
-    /// Minimum election timeout, milliseconds; the maximum is twice this (etcd: 1000).
+    /// Minimum election timeout, milliseconds; the maximum is 1.5 times this. A follower
+    /// campaigns once the leader lease (the maximum) plus a random timeout in [min, max) passed
+    /// without a heartbeat, so a dead leader is replaced after about 2.5-3 times this (etcd's
+    /// default of 1000 ms replaces it after 1-2 s).
     #[serde(default = "default_election")]
     pub election_timeout_ms: u64,
     /// Applied entries between snapshots (etcd's `--snapshot-count`).
@@ -67,7 +70,7 @@ fn default_heartbeat() -> u64 {
     100
 }
 fn default_election() -> u64 {
-    500
+    300
 }
 fn default_snapshot_count() -> u64 {
     10_000

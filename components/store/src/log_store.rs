@@ -110,15 +110,36 @@ fn decode<T: serde::de::DeserializeOwned>(
 
 impl LogStore {
     /// Opens (or creates) the log database at `path`, checking its integrity.
+    ///
+    /// redb may rewrite parts of a file while checking or repairing it (e.g. after a crash). If
+    /// the open fails, the file's original bytes are put back, so a corrupt data dir is left
+    /// exactly as found for an operator to inspect.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        let db = Database::builder()
+        let original = match std::fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(OpenError::Database {
+                    path: path.into(),
+                    source: redb::Error::Io(e),
+                });
+            }
+        };
+        let opened = Database::builder()
             .set_check_integrity_on_open(true)
             .create(path)
             .map_err(|e| OpenError::Database {
                 path: path.into(),
                 source: e.into(),
-            })?;
-        Self::from_db(db, path)
+            })
+            .and_then(|db| Self::from_db(db, path));
+        if opened.is_err()
+            && let Some(bytes) = original
+            && let Err(e) = std::fs::write(path, bytes)
+        {
+            tracing::error!(path = %path.display(), error = %e, "could not restore the file's original bytes");
+        }
+        opened
     }
 
     /// Opens the log on a caller-provided redb backend (used to inject disk faults in tests).

@@ -177,8 +177,37 @@ pub async fn start(config: Config) -> Result<RunningStore, Error> {
         config.advertise_client_urls.clone()
     };
 
-    let mut log = LogStore::open(&dir.join("raft.redb"))?;
+    // The snapshot first: if it is corrupt, the log database is never opened.
     let sm = StateMachineStore::open(&dir.join("snap"))?;
+    let mut log = LogStore::open(&dir.join("raft.redb"))?;
+    let mut log_closed = log.closed();
+    let urls = (peer_urls, client_urls);
+    match start_member(config, log, sm, peers, clients, urls).await {
+        Ok(mut store) => {
+            store.log_closed = log_closed;
+            Ok(store)
+        }
+        Err(e) => {
+            // Let the log database close before reporting, so a retry can open it again.
+            if let Some(closed) = log_closed.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(10), closed).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+type Bound = Vec<(TcpListener, SocketAddr)>;
+
+async fn start_member(
+    config: Config,
+    log: LogStore,
+    sm: StateMachineStore,
+    peers: Bound,
+    clients: Bound,
+    (peer_urls, client_urls): (Vec<String>, Vec<String>),
+) -> Result<RunningStore, Error> {
+    let dir = config.data_dir.clone();
     let fresh = log.is_fresh();
     let id = match log.stored_node_id()? {
         Some(id) => id,
@@ -188,13 +217,12 @@ pub async fn start(config: Config) -> Result<RunningStore, Error> {
             id
         }
     };
-    let log_closed = log.closed();
 
     let raft_config = openraft::Config {
         cluster_name: "kubelab-store".into(),
         heartbeat_interval: config.heartbeat_interval_ms,
         election_timeout_min: config.election_timeout_ms,
-        election_timeout_max: config.election_timeout_ms * 2,
+        election_timeout_max: config.election_timeout_ms * 3 / 2,
         install_snapshot_timeout: 5_000,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_count),
         max_in_snapshot_log_to_keep: config.snapshot_count.min(5_000),
@@ -237,7 +265,10 @@ pub async fn start(config: Config) -> Result<RunningStore, Error> {
         }
         match node.raft.initialize(initial).await {
             Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                let _ = node.raft.shutdown().await;
+                return Err(e.into());
+            }
         }
     }
 
@@ -293,7 +324,7 @@ pub async fn start(config: Config) -> Result<RunningStore, Error> {
         stop,
         servers,
         tasks,
-        log_closed,
+        log_closed: None,
     })
 }
 

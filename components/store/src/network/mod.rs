@@ -106,6 +106,28 @@ pub enum CodecError {
     Decode(#[from] rmp_serde::decode::Error),
 }
 
+impl PeerError {
+    /// Whether the call failed before the request left this member (no connection could be
+    /// made), so the peer certainly did not act on it and it may be retried elsewhere.
+    pub fn not_sent(&self) -> bool {
+        match self {
+            PeerError::BadUrl(_) | PeerError::NoUrl(_) => true,
+            PeerError::Call { status, .. } => {
+                status.code() == tonic::Code::Unavailable && {
+                    let mut msg = status.message().to_ascii_lowercase();
+                    let mut src = std::error::Error::source(status);
+                    while let Some(e) = src {
+                        msg.push_str(&e.to_string().to_ascii_lowercase());
+                        src = e.source();
+                    }
+                    msg.contains("connect")
+                }
+            }
+            PeerError::Codec(_) => false,
+        }
+    }
+}
+
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Payload, CodecError> {
     Ok(Payload {
         data: rmp_serde::to_vec(v)?,

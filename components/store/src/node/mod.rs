@@ -11,15 +11,15 @@
 //! - Leases and members: keep-alive, time-to-live and membership changes run on the leader.
 //! - [`Node::leader_duties`] runs forever: lease expiry and learner promotion while leader.
 
-use std::collections::BTreeSet;
+mod leases;
+mod members;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::ChangeMembers;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use serde::{Deserialize, Serialize};
 
-use crate::config::member_id;
 use crate::lease::Lessor;
 use crate::network::{ForwardRequest, ForwardResponse, Network};
 use crate::state_machine::{Shared, SmData};
@@ -132,7 +132,7 @@ impl Node {
     /// Runs a request on the leader: locally when this member leads (`local` returns
     /// `Err(None)` when openraft says it is not leader), else forwarded. Retries while the leader
     /// is moving, until the request timeout.
-    async fn on_leader<T, F, Fut>(
+    pub(super) async fn on_leader<T, F, Fut>(
         &self,
         fwd: ForwardRequest,
         local: F,
@@ -145,14 +145,21 @@ impl Node {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             let (leader, node) = self.wait_leader(deadline).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
             let result = if leader == self.id {
-                local().await
+                // A leader cut off from its quorum may never commit: give up at the deadline
+                // (the outcome is then unknown to the client, as with etcd's timeout).
+                match tokio::time::timeout(left, local()).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Some(NodeError::Timeout)),
+                }
             } else {
-                let left = deadline.saturating_duration_since(Instant::now());
                 match self.net.forward(&node, &fwd, left).await {
                     Ok(Ok(resp)) => return unwrap(resp).ok_or(NodeError::Stopped),
                     Ok(Err(NodeError::NotLeader)) => Err(None),
                     Ok(Err(e)) => Err(Some(e)),
+                    // The leader is unreachable (likely dead): wait for the next one.
+                    Err(e) if e.not_sent() => Err(None),
                     Err(e) => Err(Some(NodeError::Forward(e.to_string()))),
                 }
             };
@@ -185,7 +192,7 @@ impl Node {
         .await
     }
 
-    async fn write_local(&self, req: Request) -> Result<Response, Option<NodeError>> {
+    pub(super) async fn write_local(&self, req: Request) -> Result<Response, Option<NodeError>> {
         match self.raft.client_write(req).await {
             Ok(r) => Ok(r.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(None),
@@ -216,13 +223,13 @@ impl Node {
             .map_err(|_| NodeError::Timeout)
     }
 
-    async fn read_index_local(&self) -> Result<u64, Option<NodeError>> {
+    pub(super) async fn read_index_local(&self) -> Result<u64, Option<NodeError>> {
         match self.raft.ensure_linearizable().await {
             Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => Err(None),
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
-                Err(Some(NodeError::Timeout))
-            }
+            // Heartbeats to the quorum were slow or lost (a loaded host, a follower pausing):
+            // a read index can always be asked again, until the request deadline.
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => Err(None),
             Err(RaftError::Fatal(_)) => Err(Some(NodeError::Stopped)),
         }
     }
@@ -269,247 +276,8 @@ impl Node {
         }
     }
 
-    fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.id)
-    }
-
-    /// Refreshes a lease on the leader; returns its TTL.
-    pub async fn keep_alive(&self, id: i64) -> Result<i64, NodeError> {
-        self.on_leader(
-            ForwardRequest::LeaseKeepAlive(id),
-            || self.keep_alive_local(id),
-            |r| match r {
-                ForwardResponse::LeaseKeepAlive(t) => Some(t),
-                _ => None,
-            },
-        )
-        .await
-    }
-
-    async fn keep_alive_local(&self, id: i64) -> Result<i64, Option<NodeError>> {
-        if !self.is_leader() {
-            return Err(None);
-        }
-        // Keep-alive must not revive a lease the leader already expired: read applied state.
-        self.read_index_local().await?;
-        let ttl = self.read(|d| d.mvcc.leases().get(&id).map(|l| l.ttl));
-        let ttl = ttl.ok_or(Some(NodeError::LeaseNotFound))?;
-        self.lessor.refresh(id, ttl, Instant::now());
-        Ok(ttl)
-    }
-
-    /// A lease's remaining and granted TTL, from the leader.
-    pub async fn time_to_live(&self, id: i64) -> Result<(i64, i64), NodeError> {
-        self.on_leader(
-            ForwardRequest::LeaseTimeToLive(id),
-            || self.time_to_live_local(id),
-            |r| match r {
-                ForwardResponse::LeaseTimeToLive(a, b) => Some((a, b)),
-                _ => None,
-            },
-        )
-        .await
-    }
-
-    async fn time_to_live_local(&self, id: i64) -> Result<(i64, i64), Option<NodeError>> {
-        if !self.is_leader() {
-            return Err(None);
-        }
-        self.read_index_local().await?;
-        let ttl = self.read(|d| d.mvcc.leases().get(&id).map(|l| l.ttl));
-        let ttl = ttl.ok_or(Some(NodeError::LeaseNotFound))?;
-        Ok((
-            self.lessor.remaining(id, Instant::now()).unwrap_or(ttl),
-            ttl,
-        ))
-    }
-
-    /// Grants a lease (choosing an id when `id` is 0); returns (id, ttl).
-    pub async fn lease_grant(&self, id: i64, ttl: i64) -> Result<(i64, Response), NodeError> {
-        let id = if id != 0 { id } else { self.new_lease_id() };
-        let ttl = ttl.max(self.min_lease_ttl);
-        let resp = self.write(Request::LeaseGrant { id, ttl }).await?;
-        if self.is_leader() {
-            self.lessor.refresh(id, ttl, Instant::now());
-        }
-        Ok((id, resp))
-    }
-
-    fn new_lease_id(&self) -> i64 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        // Member id in the high bits, time in the low ones: unique across members, like etcd.
-        let id = ((self.id & 0xffff) << 47 | (nanos & ((1 << 47) - 1))) as i64;
-        id.max(1)
-    }
-
-    /// Adds a member by peer URLs; returns its id.
-    pub async fn member_add(
-        &self,
-        peer_urls: Vec<String>,
-        learner: bool,
-    ) -> Result<NodeId, NodeError> {
-        let fwd = ForwardRequest::MemberAdd(peer_urls.clone(), learner);
-        self.on_leader(
-            fwd,
-            || self.member_add_local(peer_urls.clone(), learner),
-            member_id_of,
-        )
-        .await
-    }
-
-    async fn member_add_local(
-        &self,
-        peer_urls: Vec<String>,
-        learner: bool,
-    ) -> Result<NodeId, Option<NodeError>> {
-        let id = member_id(&peer_urls);
-        let exists = self.read(|d| d.membership.membership().get_node(&id).is_some());
-        if exists {
-            return Err(Some(NodeError::MemberExists));
-        }
-        self.raft
-            .add_learner(id, PeerNode { peer_urls }, false)
-            .await
-            .map_err(client_write_err)?;
-        self.write_local(Request::MemberAdded { id, learner })
-            .await?;
-        Ok(id)
-    }
-
-    /// Removes a member.
-    pub async fn member_remove(&self, id: NodeId) -> Result<NodeId, NodeError> {
-        self.on_leader(
-            ForwardRequest::MemberRemove(id),
-            || self.member_remove_local(id),
-            member_id_of,
-        )
-        .await
-    }
-
-    async fn member_remove_local(&self, id: NodeId) -> Result<NodeId, Option<NodeError>> {
-        let (voter, known) = self.read(|d| {
-            let m = d.membership.membership();
-            (m.voter_ids().any(|v| v == id), m.get_node(&id).is_some())
-        });
-        if !known {
-            return Err(Some(NodeError::MemberNotFound));
-        }
-        let ids = BTreeSet::from([id]);
-        let change = if voter {
-            ChangeMembers::RemoveVoters(ids)
-        } else {
-            ChangeMembers::RemoveNodes(ids)
-        };
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map_err(client_write_err)?;
-        // The leader may have removed itself; the bookkeeping write then goes to the next one.
-        if self.write_local(Request::MemberRemoved(id)).await.is_err() {
-            let _ = self.write(Request::MemberRemoved(id)).await;
-        }
-        Ok(id)
-    }
-
-    /// Promotes a learner to voter.
-    pub async fn member_promote(&self, id: NodeId) -> Result<NodeId, NodeError> {
-        self.on_leader(
-            ForwardRequest::MemberPromote(id),
-            || self.member_promote_local(id),
-            member_id_of,
-        )
-        .await
-    }
-
-    async fn member_promote_local(&self, id: NodeId) -> Result<NodeId, Option<NodeError>> {
-        let learner = self.read(|d| d.membership.membership().learner_ids().any(|l| l == id));
-        if !learner {
-            return Err(Some(NodeError::MemberNotFound));
-        }
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-            .await
-            .map_err(client_write_err)?;
-        self.write_local(Request::MemberPromoted(id)).await?;
-        Ok(id)
-    }
-
-    /// Announces this member's name and client URLs, retrying until it is committed.
-    pub async fn publish(&self) {
-        let req = Request::PublishMember {
-            id: self.id,
-            name: self.name.clone(),
-            client_urls: self.client_urls.clone(),
-        };
-        loop {
-            match self.write(req.clone()).await {
-                Ok(_) => return,
-                Err(NodeError::Stopped) => return,
-                Err(e) => tracing::debug!(error = %e, "publishing member attributes; retrying"),
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// While leader: expires leases and promotes caught-up learners. Runs until the Raft stops.
-    pub async fn leader_duties(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if self.raft.metrics().borrow().running_state.is_err() {
-                return;
-            }
-            if !self.is_leader() {
-                self.lessor.clear();
-                continue;
-            }
-            let expired = self.read(|d| self.lessor.expired(d.mvcc.leases(), Instant::now()));
-            for id in expired {
-                let me = self.clone();
-                tokio::spawn(async move {
-                    tracing::info!(lease = id, "lease expired; revoking");
-                    if me.write_local(Request::LeaseRevoke(id)).await.is_err() {
-                        me.lessor.revoke_failed(id);
-                    }
-                });
-            }
-            self.promote_caught_up().await;
-        }
-    }
-
-    async fn promote_caught_up(&self) {
-        let pending: Vec<NodeId> = self.read(|d| {
-            let m = d.membership.membership();
-            m.learner_ids()
-                .filter(|id| d.mvcc.members().get(id).is_some_and(|a| a.promote_pending))
-                .collect()
-        });
-        if pending.is_empty() {
-            return;
-        }
-        let (last, matched) = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            (
-                m.last_log_index.unwrap_or(0),
-                m.replication.clone().unwrap_or_default(),
-            )
-        };
-        for id in pending {
-            let caught_up = matched
-                .get(&id)
-                .and_then(|l| l.as_ref())
-                .is_some_and(|l| l.index + 100 >= last);
-            if caught_up {
-                tracing::info!(member = id, "learner caught up; promoting to voter");
-                if let Err(e) = self.member_promote_local(id).await {
-                    tracing::warn!(member = id, error = ?e, "promotion failed; will retry");
-                }
-            }
-        }
     }
 }
 
@@ -520,7 +288,9 @@ fn member_id_of(r: ForwardResponse) -> Option<NodeId> {
     }
 }
 
-fn client_write_err(e: RaftError<NodeId, ClientWriteError<NodeId, PeerNode>>) -> Option<NodeError> {
+pub(crate) fn client_write_err(
+    e: RaftError<NodeId, ClientWriteError<NodeId, PeerNode>>,
+) -> Option<NodeError> {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader { .. })) => None,
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
