@@ -201,6 +201,11 @@ impl ProcessCluster {
         })
     }
 
+    /// Which store this cluster runs.
+    pub fn flavor(&self) -> &Flavor {
+        &self.flavor
+    }
+
     /// The client URLs, one per member.
     pub fn endpoints(&self) -> Vec<String> {
         (0..self.members.len()).map(|i| self.endpoint(i)).collect()
@@ -214,6 +219,16 @@ impl ProcessCluster {
     /// Where the members' data directories and logs are.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Copies every member's log into `to` (as `<member>.log`), for a failure's artifacts.
+    pub fn copy_logs(&self, to: &Path) -> std::io::Result<()> {
+        for m in &self.members {
+            if m.log.exists() {
+                std::fs::copy(&m.log, to.join(format!("{}.log", m.name)))?;
+            }
+        }
+        Ok(())
     }
 
     /// The last `lines` lines of every member's log, for failure reports.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kubelab_lincheck::runner::{Flavor, ProcessCluster, RunConfig, RunResult, run};
+use kubelab_lincheck::runner::{Flavor, ProcessCluster, RunConfig, RunResult, Verdict, run};
 use kubelab_lincheck::watch::{WatchCheckOptions, check_watches};
 use kubelab_lincheck::wgl::SearchResult;
 use kubelab_lincheck::{CheckOptions, History, Operation, Outcome, Output, check};
@@ -45,6 +45,13 @@ pub fn check_cluster(flavor: Flavor) -> anyhow::Result<()> {
     println!("checked in {:?}", started.elapsed());
     if !verdict.is_ok() || !result.driver_errors.is_empty() {
         println!("{}", cluster.log_tails(30));
+        match save_artifacts(&cluster, &result, &verdict) {
+            Ok(dir) => println!(
+                "full history, watch logs and member logs: {}",
+                dir.display()
+            ),
+            Err(e) => println!("could not save the failure's artifacts: {e}"),
+        }
         anyhow::bail!(
             "store failed the check: not shown linearizable (violation or inconclusive search), \
              a broken watch guarantee, or a fault the driver could not carry out; see above"
@@ -61,6 +68,58 @@ pub fn check_cluster(flavor: Flavor) -> anyhow::Result<()> {
         "too few operations completed to mean anything"
     );
     checkers_catch_mutations(&result, &verdict.checked)
+}
+
+/// Writes everything a person needs to study a failure under the test's target tmpdir.
+fn save_artifacts(
+    cluster: &ProcessCluster,
+    result: &RunResult,
+    verdict: &Verdict,
+) -> anyhow::Result<PathBuf> {
+    use std::fmt::Write;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("lincheck")
+        .join(format!(
+            "{}-{}",
+            cluster.flavor().name(),
+            result.config.seed
+        ));
+    std::fs::create_dir_all(&dir)?;
+    let lines = |ops: &[Operation]| {
+        ops.iter().fold(String::new(), |mut s, o| {
+            let _ = writeln!(s, "{o}");
+            s
+        })
+    };
+    std::fs::write(dir.join("report.txt"), verdict.to_string())?;
+    std::fs::write(dir.join("history.txt"), lines(result.history.ops()))?;
+    std::fs::write(
+        dir.join("checked-history.txt"),
+        lines(verdict.checked.ops()),
+    )?;
+    let faults = result.faults.iter().fold(String::new(), |mut s, f| {
+        let _ = writeln!(s, "{f}");
+        s
+    });
+    std::fs::write(dir.join("faults.txt"), faults)?;
+    for w in &result.watches {
+        let mut s = format!(
+            "watcher {} from revision {}, {} resumes\n",
+            w.watcher, w.start_revision, w.resumes
+        );
+        for b in &w.batches {
+            let events: Vec<String> = b.events.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                s,
+                "[{:>10.3} ms] {}",
+                b.received as f64 / 1e6,
+                events.join(", ")
+            );
+        }
+        std::fs::write(dir.join(format!("watch-{}.txt", w.watcher)), s)?;
+    }
+    cluster.copy_logs(&dir)?;
+    Ok(dir)
 }
 
 /// The same checks on this real history with one answer falsified must fail: proof that the
