@@ -18,7 +18,7 @@ pub type Key = String;
 pub type Value = String;
 
 /// The relation a [`Compare`] checks, as in etcd's `Compare.CompareResult`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CmpOp {
     /// `==`
     Equal,
@@ -31,7 +31,7 @@ pub enum CmpOp {
 }
 
 /// What a [`Compare`] looks at, with its operand.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CompareTarget {
     /// The key's value (fails when the key is absent, as etcd does).
     Value(Value),
@@ -44,7 +44,7 @@ pub enum CompareTarget {
 }
 
 /// One guard of a transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Compare {
     /// The key compared.
     pub key: Key,
@@ -55,7 +55,7 @@ pub struct Compare {
 }
 
 /// One request inside a transaction branch.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TxnOp {
     /// Put `value` at `key`.
     Put {
@@ -86,7 +86,7 @@ impl TxnOp {
 }
 
 /// What a client asked.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Input {
     /// A single-key put.
     Put {
@@ -140,7 +140,7 @@ impl Input {
 }
 
 /// A key-value pair as a read returned it (etcd `mvccpb.KeyValue` without the key).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct KeyValue {
     /// The value.
     pub value: Value,
@@ -153,7 +153,7 @@ pub struct KeyValue {
 }
 
 /// The result of one request inside a transaction branch.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TxnOpOutput {
     /// A put completed.
     Put,
@@ -164,7 +164,7 @@ pub enum TxnOpOutput {
 }
 
 /// What a client was told.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Output {
     /// The put was committed at `revision`.
     Put {
@@ -197,7 +197,7 @@ pub enum Output {
 }
 
 /// How an operation ended.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// A definite answer.
     Ok(Output),
@@ -214,7 +214,7 @@ pub enum Outcome {
 }
 
 /// One recorded operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Operation {
     /// Index in the history; stable, used in reports.
     pub id: usize,
@@ -231,7 +231,7 @@ pub struct Operation {
 }
 
 /// A history under construction; hands out ids in order.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct History {
     ops: Vec<Operation>,
 }

@@ -11,14 +11,16 @@
 //!   [`Outcome::Observed`] with that revision and a response time of the first receipt;
 //! - one whose values no watcher delivered never took effect (or ran a read-only branch),
 //!   so it changed nothing and is dropped;
-//! - deletes cannot be told apart by value and stay indefinite.
+//! - deletes carry no value: an indefinite delete of a key whose every delete event is
+//!   accounted for by deletes of known revision changed nothing (it never ran, or found the
+//!   key absent) and is dropped; otherwise it stays indefinite.
 //!
 //! A watch event received before its write was even invoked is impossible; it is reported,
 //! and that operation is left indefinite.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::history::{History, Input, Operation, Outcome, TxnOp, Value};
+use crate::history::{History, Input, Key, Operation, Outcome, Output, TxnOp, Value};
 use crate::watch::{EventKind, WatchLog};
 
 /// What [`resolve_with_watches`] did.
@@ -26,7 +28,7 @@ use crate::watch::{EventKind, WatchLog};
 pub struct PatchStats {
     /// Indefinite writes the watches showed taking effect.
     pub took_effect: usize,
-    /// Indefinite writes no watcher saw: dropped.
+    /// Indefinite writes with no visible effect (never applied, or a no-op delete): dropped.
     pub never_did: usize,
     /// Indefinite operations left as they were (deletes).
     pub left: usize,
@@ -48,6 +50,7 @@ pub fn resolve_with_watches(history: &History, watches: &[WatchLog]) -> (History
     }
     let mut stats = PatchStats::default();
     let mut ops = Vec::with_capacity(history.len());
+    let mut deferred = Vec::new();
     for op in history.ops() {
         if op.outcome != Outcome::Indefinite {
             ops.push(op.clone());
@@ -95,13 +98,74 @@ pub fn resolve_with_watches(history: &History, watches: &[WatchLog]) -> (History
                 });
             }
             None if !deletes => stats.never_did += 1,
+            None if matches!(op.input, Input::Delete { .. }) => deferred.push(op),
             None => {
                 stats.left += 1;
                 ops.push(op.clone());
             }
         }
     }
+    // Indefinite deletes: a key whose every delete event is explained by a write with a known
+    // revision had no delete of unknown fate take effect, so those deletes changed nothing.
+    let unexplained = unexplained_delete_keys(&ops, watches);
+    for op in deferred {
+        match &op.input {
+            Input::Delete { key } if !unexplained.contains(key) => stats.never_did += 1,
+            _ => {
+                stats.left += 1;
+                ops.push(op.clone());
+            }
+        }
+    }
+    ops.sort_by_key(|o| (o.call, o.id));
     (History::from_ops(ops), stats)
+}
+
+/// Keys with a delete event that no delete of known revision accounts for.
+fn unexplained_delete_keys<'a>(ops: &[Operation], watches: &'a [WatchLog]) -> HashSet<&'a Key> {
+    let mut explained: HashSet<(&Key, i64)> = HashSet::new();
+    for op in ops {
+        let ran = match (&op.input, &op.outcome) {
+            (Input::Delete { key }, Outcome::Ok(Output::Delete { deleted, revision })) => {
+                if *deleted > 0 {
+                    explained.insert((key, *revision));
+                }
+                continue;
+            }
+            (
+                Input::Txn {
+                    success, failure, ..
+                },
+                Outcome::Ok(Output::Txn {
+                    succeeded,
+                    revision,
+                    ..
+                }),
+            )
+            | (
+                Input::Txn {
+                    success, failure, ..
+                },
+                Outcome::Observed {
+                    succeeded,
+                    revision,
+                },
+            ) => (if *succeeded { success } else { failure }, *revision),
+            _ => continue,
+        };
+        for t in ran.0 {
+            if let TxnOp::Delete { key } = t {
+                explained.insert((key, ran.1));
+            }
+        }
+    }
+    watches
+        .iter()
+        .flat_map(|w| &w.batches)
+        .flat_map(|b| &b.events)
+        .filter(|e| e.kind == EventKind::Delete && !explained.contains(&(&e.key, e.revision)))
+        .map(|e| &e.key)
+        .collect()
 }
 
 #[cfg(test)]
@@ -145,15 +209,29 @@ mod tests {
         h.push_indefinite(1, 0, put("lost"));
         h.push_indefinite(2, 0, Input::Delete { key: "a".into() });
         let (p, stats) = resolve_with_watches(&h, &watch(vec![(2, "seen", 50)]));
-        assert_eq!((stats.took_effect, stats.never_did, stats.left), (1, 1, 1));
-        assert_eq!(
-            p.ops()[0].outcome,
-            Outcome::Observed {
-                revision: 2,
-                succeeded: true
-            }
-        );
+        // No delete event on "a": the indefinite delete changed nothing.
+        assert_eq!((stats.took_effect, stats.never_did, stats.left), (1, 2, 0));
+        let observed = Outcome::Observed {
+            revision: 2,
+            succeeded: true,
+        };
+        assert_eq!(p.ops()[0].outcome, observed);
         assert_eq!(p.ops()[0].ret, Some(50));
+        assert_eq!(p.len(), 1);
+
+        // A delete event no known delete explains: the indefinite delete stays.
+        let mut w = watch(vec![(2, "seen", 50)]);
+        w[0].batches.push(WatchBatch {
+            events: vec![WatchEvent {
+                revision: 3,
+                key: "a".into(),
+                kind: EventKind::Delete,
+                value: String::new(),
+            }],
+            received: 60,
+        });
+        let (p, stats) = resolve_with_watches(&h, &w);
+        assert_eq!((stats.took_effect, stats.never_did, stats.left), (1, 1, 1));
         assert_eq!(p.len(), 2);
     }
 

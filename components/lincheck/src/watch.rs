@@ -23,7 +23,9 @@ use std::fmt;
 use crate::history::{History, Input, Key, Outcome, Output, TxnOp, TxnOpOutput, Value};
 
 /// Put or delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum EventKind {
     /// The key was written.
     Put,
@@ -32,7 +34,9 @@ pub enum EventKind {
 }
 
 /// One watch event.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct WatchEvent {
     /// The revision of the change (the event's `kv.mod_revision`).
     pub revision: i64,
@@ -45,7 +49,7 @@ pub struct WatchEvent {
 }
 
 /// The events of one `WatchResponse`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WatchBatch {
     /// In delivery order.
     pub events: Vec<WatchEvent>,
@@ -54,7 +58,7 @@ pub struct WatchBatch {
 }
 
 /// Everything one watcher received.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct WatchLog {
     /// Which watcher.
     pub watcher: usize,

@@ -89,7 +89,7 @@ pub fn plan(seed: u64, total: Duration) -> Vec<PlannedFault> {
 }
 
 /// Something the fault driver did, for the report's timeline.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FaultEvent {
     /// When (ns since the run's origin, the history's clock).
     pub at: u64,

@@ -94,7 +94,7 @@ pub enum RunnerError {
 }
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunConfig {
     /// Seeds the workload and the fault plan; printed so a failure can be replayed.
     pub seed: u64,
@@ -164,7 +164,7 @@ impl RunConfig {
 }
 
 /// Everything a run recorded.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunResult {
     /// The config it ran with.
     pub config: RunConfig,

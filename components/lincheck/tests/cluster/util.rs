@@ -118,6 +118,8 @@ fn save_artifacts(
         }
         std::fs::write(dir.join(format!("watch-{}.txt", w.watcher)), s)?;
     }
+    // Machine-readable, for `cargo run -p kubelab-lincheck --example recheck -- run.json`.
+    std::fs::write(dir.join("run.json"), serde_json::to_string(result)?)?;
     cluster.copy_logs(&dir)?;
     Ok(dir)
 }
