@@ -18,12 +18,16 @@ use crate::wgl::{Budget, SearchResult, search};
 pub struct CheckOptions {
     /// Time budget per partition; a search that runs out is reported as inconclusive.
     pub max_time_per_partition: Duration,
+    /// Memory budget per partition, in cache entries (about 40 bytes each with the table).
+    pub max_cache_entries: usize,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
         Self {
             max_time_per_partition: Duration::from_secs(60),
+            // About 1.2 GiB at most: the machine is shared.
+            max_cache_entries: 30_000_000,
         }
     }
 }
@@ -107,6 +111,7 @@ pub fn partition(history: &History) -> Vec<(Vec<Key>, Vec<&Operation>)> {
 pub fn check(history: &History, options: CheckOptions) -> CheckReport {
     let budget = Budget {
         max_time: options.max_time_per_partition,
+        max_cache_entries: options.max_cache_entries,
     };
     let partitions = partition(history)
         .into_iter()

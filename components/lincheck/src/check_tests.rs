@@ -11,6 +11,7 @@ use crate::wgl::SearchResult;
 fn opts() -> CheckOptions {
     CheckOptions {
         max_time_per_partition: Duration::from_secs(10),
+        ..CheckOptions::default()
     }
 }
 

@@ -80,6 +80,14 @@ pub fn step(state: &State, input: &Input, outcome: &Outcome) -> Vec<State> {
                 vec![]
             }
         }
+        // A delete the watch saw take effect: the key was there.
+        (Input::Delete { key }, Outcome::Observed { .. }) => {
+            if next.0.remove(key).is_some() {
+                vec![next]
+            } else {
+                vec![]
+            }
+        }
         (Input::Delete { key }, Outcome::Indefinite) => {
             next.0.remove(key);
             vec![next]

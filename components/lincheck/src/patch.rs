@@ -105,24 +105,78 @@ pub fn resolve_with_watches(history: &History, watches: &[WatchLog]) -> (History
             }
         }
     }
-    // Indefinite deletes: a key whose every delete event is explained by a write with a known
-    // revision had no delete of unknown fate take effect, so those deletes changed nothing.
-    let unexplained = unexplained_delete_keys(&ops, watches);
-    for op in deferred {
-        match &op.input {
-            Input::Delete { key } if !unexplained.contains(key) => stats.never_did += 1,
-            _ => {
-                stats.left += 1;
-                ops.push(op.clone());
-            }
-        }
-    }
+    resolve_deletes(&mut ops, deferred, watches, &mut stats);
     ops.sort_by_key(|o| (o.call, o.id));
     (History::from_ops(ops), stats)
 }
 
-/// Keys with a delete event that no delete of known revision accounts for.
-fn unexplained_delete_keys<'a>(ops: &[Operation], watches: &'a [WatchLog]) -> HashSet<&'a Key> {
+/// Indefinite deletes, per key. Delete events no delete of known revision explains were
+/// caused by indefinite deletes of that key; all such deletes have the same effect, so only
+/// their time windows differ. In revision order, each unexplained event is given the
+/// earliest-invoked unused candidate invoked before the event was received: it becomes
+/// [`Outcome::Observed`] at the event's revision, answered by the receipt time. The windows
+/// chosen this way contain every true schedule's (the i-th effect cannot happen before the
+/// i-th earliest invocation), so nothing linearizable is rejected. The candidates left over
+/// changed nothing and are dropped. A key where some event has no candidate keeps all of its
+/// indefinite deletes as they were.
+fn resolve_deletes(
+    ops: &mut Vec<Operation>,
+    deferred: Vec<&Operation>,
+    watches: &[WatchLog],
+    stats: &mut PatchStats,
+) {
+    let mut events: HashMap<&Key, Vec<(i64, u64)>> = HashMap::new();
+    for (key, revision, received) in unexplained_delete_events(ops, watches) {
+        events.entry(key).or_default().push((revision, received));
+    }
+    let mut by_key: HashMap<&Key, Vec<&Operation>> = HashMap::new();
+    for op in deferred {
+        if let Input::Delete { key } = &op.input {
+            by_key.entry(key).or_default().push(op);
+        }
+    }
+    for (key, mut candidates) in by_key {
+        candidates.sort_by_key(|o| (o.call, o.id));
+        let mut evs = events.remove(key).unwrap_or_default();
+        evs.sort();
+        let mut used = vec![false; candidates.len()];
+        let mut assigned = Vec::new();
+        for (revision, received) in &evs {
+            let pick =
+                (0..candidates.len()).find(|i| !used[*i] && candidates[*i].call <= *received);
+            match pick {
+                Some(i) => {
+                    used[i] = true;
+                    assigned.push((i, *revision, *received));
+                }
+                None => break,
+            }
+        }
+        if assigned.len() < evs.len() {
+            stats.left += candidates.len();
+            ops.extend(candidates.into_iter().cloned());
+            continue;
+        }
+        for (i, revision, received) in assigned {
+            stats.took_effect += 1;
+            ops.push(Operation {
+                ret: Some(received),
+                outcome: Outcome::Observed {
+                    revision,
+                    succeeded: true,
+                },
+                ..candidates[i].clone()
+            });
+        }
+        stats.never_did += used.iter().filter(|u| !**u).count();
+    }
+}
+
+/// Delete events (key, revision, first receipt) that no delete of known revision accounts for.
+fn unexplained_delete_events<'a>(
+    ops: &[Operation],
+    watches: &'a [WatchLog],
+) -> Vec<(&'a Key, i64, u64)> {
     let mut explained: HashSet<(&Key, i64)> = HashSet::new();
     for op in ops {
         let ran = match (&op.input, &op.outcome) {
@@ -159,13 +213,16 @@ fn unexplained_delete_keys<'a>(ops: &[Operation], watches: &'a [WatchLog]) -> Ha
             }
         }
     }
-    watches
-        .iter()
-        .flat_map(|w| &w.batches)
-        .flat_map(|b| &b.events)
-        .filter(|e| e.kind == EventKind::Delete && !explained.contains(&(&e.key, e.revision)))
-        .map(|e| &e.key)
-        .collect()
+    let mut first: HashMap<(&Key, i64), u64> = HashMap::new();
+    for b in watches.iter().flat_map(|w| &w.batches) {
+        for e in &b.events {
+            if e.kind == EventKind::Delete && !explained.contains(&(&e.key, e.revision)) {
+                let t = first.entry((&e.key, e.revision)).or_insert(b.received);
+                *t = (*t).min(b.received);
+            }
+        }
+    }
+    first.into_iter().map(|((k, r), t)| (k, r, t)).collect()
 }
 
 #[cfg(test)]
@@ -219,7 +276,7 @@ mod tests {
         assert_eq!(p.ops()[0].ret, Some(50));
         assert_eq!(p.len(), 1);
 
-        // A delete event no known delete explains: the indefinite delete stays.
+        // A delete event no known delete explains: the indefinite delete caused it.
         let mut w = watch(vec![(2, "seen", 50)]);
         w[0].batches.push(WatchBatch {
             events: vec![WatchEvent {
@@ -231,8 +288,29 @@ mod tests {
             received: 60,
         });
         let (p, stats) = resolve_with_watches(&h, &w);
-        assert_eq!((stats.took_effect, stats.never_did, stats.left), (1, 1, 1));
+        assert_eq!((stats.took_effect, stats.never_did, stats.left), (2, 1, 0));
         assert_eq!(p.len(), 2);
+        let del = p
+            .ops()
+            .iter()
+            .find(|o| matches!(o.input, Input::Delete { .. }))
+            .unwrap();
+        assert_eq!(
+            del.outcome,
+            Outcome::Observed {
+                revision: 3,
+                succeeded: true
+            }
+        );
+        assert_eq!(del.ret, Some(60));
+
+        // An unexplained delete event received before the only candidate was invoked: no
+        // assignment is possible, the delete stays indefinite.
+        let mut late = History::new();
+        late.push_indefinite(2, 100, Input::Delete { key: "a".into() });
+        let (p, stats) = resolve_with_watches(&late, &w);
+        assert_eq!(stats.left, 1);
+        assert_eq!(p.ops()[0].outcome, Outcome::Indefinite);
     }
 
     #[test]
