@@ -7,6 +7,7 @@
 //! - `init`: the guest's PID 1 ([`init`]); also what runs when the kernel starts the binary
 //!   as `/init` from the initramfs. Init sets up its own console logging.
 //! - `apiserver`: the Kubernetes API server ([`apiserver`]).
+//! - `store`: a member of the etcd-compatible store (`kubelab-store`), etcd's flags.
 //!
 //! (Each component adds its subcommand here as it lands.)
 
@@ -14,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 mod apiserver;
 mod init;
+mod store;
 
 #[derive(Parser)]
 #[command(name = "kubelabd", version, about)]
@@ -30,6 +32,8 @@ enum Command {
     Init,
     /// Run the Kubernetes API server.
     Apiserver(apiserver::Args),
+    /// Run a member of the etcd-compatible store.
+    Store(Box<store::StoreArgs>),
 }
 
 /// Logging for the long-running components: `RUST_LOG` or `info`, to stderr.
@@ -55,6 +59,7 @@ fn main() -> anyhow::Result<()> {
             init_tracing();
             apiserver::run(args)?;
         }
+        Command::Store(args) => store::run(*args)?,
     }
     Ok(())
 }
