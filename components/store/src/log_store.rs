@@ -264,6 +264,17 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
         while let Ok(more) = rx.try_recv() {
             ops.push(more);
         }
+        let entries: usize = ops
+            .iter()
+            .map(|o| {
+                if let WriteOp::Append(rows, _) = o {
+                    rows.len()
+                } else {
+                    0
+                }
+            })
+            .sum();
+        tracing::trace!(ops = ops.len(), entries, "raft log group commit");
         let result = match &failed {
             Some(msg) => Err(io::Error::other(format!(
                 "raft log writes failed earlier: {msg}"

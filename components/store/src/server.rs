@@ -238,7 +238,7 @@ async fn start_member(
     let node = Arc::new(Node {
         id,
         name: config.name.clone(),
-        raft,
+        raft: raft.clone(),
         sm: shared,
         net,
         lessor: Lessor::default(),
@@ -246,6 +246,7 @@ async fn start_member(
         peer_urls: peer_urls.clone(),
         min_lease_ttl: ((config.election_timeout_ms * 3).div_ceil(2)).div_ceil(1000) as i64,
         data_dir: dir.clone(),
+        proposer: crate::node::Proposer::start(raft.clone()),
     });
 
     if fresh && config.initial_cluster_state == ClusterState::New {

@@ -13,6 +13,9 @@
 
 mod leases;
 mod members;
+mod propose;
+
+pub(crate) use propose::Proposer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +86,8 @@ pub struct Node {
     pub min_lease_ttl: i64,
     /// The data dir (for size reporting).
     pub data_dir: std::path::PathBuf,
+    /// Groups concurrent writes into one log entry.
+    pub(crate) proposer: Proposer,
 }
 
 impl Node {
@@ -193,14 +198,7 @@ impl Node {
     }
 
     pub(super) async fn write_local(&self, req: Request) -> Result<Response, Option<NodeError>> {
-        match self.raft.client_write(req).await {
-            Ok(r) => Ok(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(None),
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(Some(NodeError::Membership(e.to_string())))
-            }
-            Err(RaftError::Fatal(_)) => Err(Some(NodeError::Stopped)),
-        }
+        self.proposer.propose(req).await
     }
 
     /// Waits until this member's state reflects every write acknowledged before the call.
