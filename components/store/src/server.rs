@@ -247,6 +247,7 @@ async fn start_member(
         min_lease_ttl: ((config.election_timeout_ms * 3).div_ceil(2)).div_ceil(1000) as i64,
         data_dir: dir.clone(),
         proposer: crate::node::Proposer::start(raft.clone()),
+        read_indexer: crate::node::ReadIndexer::start(raft.clone()),
     });
 
     if fresh && config.initial_cluster_state == ClusterState::New {
