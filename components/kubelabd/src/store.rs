@@ -37,7 +37,7 @@ pub struct StoreArgs {
     #[arg(long, default_value_t = 100)]
     heartbeat_interval: u64,
     /// Minimum election timeout, milliseconds (the maximum is 1.5 times this).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 250)]
     election_timeout: u64,
     /// Applied entries between snapshots.
     #[arg(long, default_value_t = 10_000)]

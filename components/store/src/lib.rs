@@ -9,8 +9,8 @@
 //!   applied revisions to watchers.
 //! - [`mvcc`]: etcd's data model (revisions, versions, txn, compaction, leases), deterministic.
 //! - [`network`]: the peer transport (openraft RPCs + forwarding to the leader) on gRPC.
-//! - [`node`]: one member's client-side operations: writes, linearizable reads, leases,
-//!   membership — leader or not.
+//! - [`node`]: one member's client-side operations: writes (grouped into batch entries),
+//!   linearizable reads (shared read-index rounds), leases, membership — leader or not.
 //! - `api`: the etcd v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance).
 //! - [`lease`]: lease expiry on the leader.
 //! - [`config`] and [`server`]: configuration, start and shutdown.

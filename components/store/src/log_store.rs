@@ -259,11 +259,32 @@ impl LogStore {
 /// The writer thread: group-commits queued operations, one fsync per group.
 fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
     let mut failed: Option<String> = None;
+    // The committed index is only a restart hint: it never costs an fsync of its own, it
+    // rides along with the next durable write.
+    let mut lazy: Option<WriteOp> = None;
     while let Ok(first) = rx.recv() {
-        let mut ops = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            ops.push(more);
+        let mut ops = Vec::new();
+        for op in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match op {
+                WriteOp::Meta(KEY_COMMITTED, _, None) => lazy = Some(op),
+                op => ops.push(op),
+            }
         }
+        if ops.is_empty() {
+            continue;
+        }
+        ops.extend(lazy.take());
+        let entries: usize = ops
+            .iter()
+            .map(|o| {
+                if let WriteOp::Append(rows, _) = o {
+                    rows.len()
+                } else {
+                    0
+                }
+            })
+            .sum();
+        tracing::trace!(ops = ops.len(), entries, "raft log group commit");
         let result = match &failed {
             Some(msg) => Err(io::Error::other(format!(
                 "raft log writes failed earlier: {msg}"

@@ -265,14 +265,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     result: Ok(Outcome::Raft),
                 }),
                 EntryPayload::Normal(req) => {
-                    let (resp, events) = d.mvcc.apply(&req);
-                    if listening && !events.is_empty() {
-                        let revision = resp.revision;
-                        let _ = self
-                            .shared
-                            .events
-                            .send(Arc::new(Applied::Events { revision, events }));
-                    }
+                    let events = &self.shared.events;
+                    let resp = d.mvcc.apply_entry(&req, |revision, events_of_rev| {
+                        if listening {
+                            let _ = events.send(Arc::new(Applied::Events {
+                                revision,
+                                events: events_of_rev,
+                            }));
+                        }
+                    });
                     out.push(resp);
                 }
                 EntryPayload::Membership(m) => {

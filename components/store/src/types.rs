@@ -292,6 +292,39 @@ pub enum Request {
     MemberPromoted(NodeId),
     /// A member was removed at run time.
     MemberRemoved(NodeId),
+    /// Several client requests proposed as one log entry (one fsync for all of them, see
+    /// `node/propose.rs`); applied in order, each with its own revision.
+    Batch(Vec<Request>),
+}
+
+impl Request {
+    /// Rough encoded size, to bound batches.
+    pub fn approx_size(&self) -> usize {
+        match self {
+            Request::Put(p) => p.key.len() + p.value.len() + 32,
+            Request::DeleteRange(d) => d.key.len() + d.range_end.len() + 32,
+            Request::Txn(t) => {
+                let ops = |ops: &[Op]| -> usize {
+                    ops.iter()
+                        .map(|op| match op {
+                            Op::Put(p) => p.key.len() + p.value.len() + 32,
+                            Op::Delete(d) => d.key.len() + d.range_end.len() + 32,
+                            Op::Range(r) => r.key.len() + r.range_end.len() + 64,
+                            Op::Txn(t) => Request::Txn(t.clone()).approx_size(),
+                        })
+                        .sum()
+                };
+                let cmp: usize = t
+                    .compare
+                    .iter()
+                    .map(|c| c.key.len() + c.range_end.len() + 48)
+                    .sum();
+                cmp + ops(&t.success) + ops(&t.failure)
+            }
+            Request::Batch(reqs) => reqs.iter().map(Request::approx_size).sum(),
+            _ => 64,
+        }
+    }
 }
 
 /// An error applying a request, deterministic on every replica; reported to the client.
@@ -336,6 +369,8 @@ pub enum Outcome {
     Member,
     /// A membership (config change or blank) entry.
     Raft,
+    /// The responses of a [`Request::Batch`], in order.
+    Batch(Vec<Response>),
 }
 
 /// The response to an applied [`Request`]: the store revision after it, and its outcome.

@@ -403,3 +403,43 @@ fn key_range_helpers_follow_etcd_semantics() {
     });
     assert_eq!(r.unwrap().count, 0);
 }
+
+#[test]
+fn a_batch_applies_each_request_with_its_own_revision() {
+    let mut m = Mvcc::default();
+    let p = |k: &str, v: &str| {
+        Request::Put(Put {
+            key: k.into(),
+            value: v.into(),
+            ..Default::default()
+        })
+    };
+    let batch = Request::Batch(vec![
+        p("a", "1"),
+        p("b", "1"),
+        Request::Put(Put {
+            key: "c".into(),
+            lease: 42,
+            ..Default::default()
+        }), // fails alone
+        p("a", "2"),
+    ]);
+    let mut announced = Vec::new();
+    let resp = m.apply_entry(&batch, |rev, evs| announced.push((rev, evs.len())));
+    let Ok(Outcome::Batch(rs)) = resp.result else {
+        panic!("not a batch response")
+    };
+    let revs: Vec<i64> = rs.iter().map(|r| r.revision).collect();
+    assert_eq!(
+        revs,
+        vec![2, 3, 3, 4],
+        "a failed request in a batch writes nothing"
+    );
+    assert_eq!(rs[2].result, Err(ApplyError::LeaseNotFound));
+    assert_eq!(
+        announced,
+        vec![(2, 1), (3, 1), (4, 1)],
+        "one announcement per revision"
+    );
+    assert_eq!(get(&m, "a", 0).unwrap().kvs[0].version, 2);
+}

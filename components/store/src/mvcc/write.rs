@@ -23,7 +23,40 @@ struct WriteCtx {
 impl Mvcc {
     /// Applies one request; returns the response and the events of the revision it created
     /// (empty if it wrote nothing).
+    ///
+    /// A [`Request::Batch`] is applied in order, each request with its own revision; its events
+    /// come back concatenated (use [`Mvcc::apply_entry`] to get them per revision).
     pub fn apply(&mut self, req: &Request) -> (Response, Vec<Event>) {
+        let mut all = Vec::new();
+        let resp = self.apply_entry(req, |_, mut evs| all.append(&mut evs));
+        (resp, all)
+    }
+
+    /// Applies one log entry's request, announcing each revision it creates with its events.
+    pub fn apply_entry(
+        &mut self,
+        req: &Request,
+        mut announce: impl FnMut(i64, Vec<Event>),
+    ) -> Response {
+        self.apply_dyn(req, &mut announce)
+    }
+
+    fn apply_dyn(&mut self, req: &Request, announce: &mut dyn FnMut(i64, Vec<Event>)) -> Response {
+        if let Request::Batch(reqs) = req {
+            let responses = reqs.iter().map(|r| self.apply_dyn(r, announce)).collect();
+            return Response {
+                revision: self.revision,
+                result: Ok(Outcome::Batch(responses)),
+            };
+        }
+        let (resp, events) = self.apply_one(req);
+        if !events.is_empty() {
+            announce(resp.revision, events);
+        }
+        resp
+    }
+
+    fn apply_one(&mut self, req: &Request) -> (Response, Vec<Event>) {
         let mut ctx = WriteCtx {
             main: self.revision + 1,
             sub: 0,
@@ -112,6 +145,7 @@ impl Mvcc {
                 self.members.remove(id);
                 Ok(Outcome::Member)
             }
+            Request::Batch(_) => unreachable!("apply_entry unpacks batches"),
         }
     }
 

@@ -280,3 +280,37 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         self.call(Method::Vote, &rpc, &option).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_counts_as_not_sent() {
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let node = PeerNode {
+            peer_urls: vec![format!("http://127.0.0.1:{port}")],
+        };
+        let err = Network::default()
+            .forward(&node, &ForwardRequest::ReadIndex, Duration::from_secs(2))
+            .await
+            .expect_err("nothing listens there");
+        assert!(
+            err.not_sent(),
+            "a refused connection must be retryable: {err}"
+        );
+        let timeout = PeerError::Call {
+            url: "http://x:1".into(),
+            status: tonic::Status::deadline_exceeded("Timeout expired"),
+        };
+        assert!(
+            !timeout.not_sent(),
+            "a timed-out call may have been acted on"
+        );
+    }
+}

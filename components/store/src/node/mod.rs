@@ -5,19 +5,25 @@
 //!   "forward to leader" and the request goes to the leader over the peer transport. A write is
 //!   retried only when the leader said it did *not* take it (forward-to-leader), never after an
 //!   unknown outcome, so a retry can never apply a write twice.
-//! - Linearizable reads: [`Node::read_barrier`] gets a read index from the leader (openraft's
-//!   `ensure_linearizable`, which confirms leadership with a quorum) and waits until this member
-//!   applied up to it. Serializable reads skip it.
+//! - Linearizable reads: [`Node::read_barrier`] gets a read index from the leader (a
+//!   leadership confirmation with a quorum, shared by concurrent readers: `read_index.rs`) and
+//!   waits until this member applied up to it. Serializable reads skip it.
+//! - Writes are grouped into batch entries by `propose.rs` (one fsync for many clients).
 //! - Leases and members: keep-alive, time-to-live and membership changes run on the leader.
 //! - [`Node::leader_duties`] runs forever: lease expiry and learner promotion while leader.
 
 mod leases;
 mod members;
+mod propose;
+mod read_index;
+
+pub(crate) use propose::Proposer;
+pub(crate) use read_index::ReadIndexer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 use serde::{Deserialize, Serialize};
 
 use crate::lease::Lessor;
@@ -83,6 +89,10 @@ pub struct Node {
     pub min_lease_ttl: i64,
     /// The data dir (for size reporting).
     pub data_dir: std::path::PathBuf,
+    /// Groups concurrent writes into one log entry.
+    pub(crate) proposer: Proposer,
+    /// Shares leadership confirmations among concurrent linearizable reads.
+    pub(crate) read_indexer: ReadIndexer,
 }
 
 impl Node {
@@ -193,14 +203,7 @@ impl Node {
     }
 
     pub(super) async fn write_local(&self, req: Request) -> Result<Response, Option<NodeError>> {
-        match self.raft.client_write(req).await {
-            Ok(r) => Ok(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(None),
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(Some(NodeError::Membership(e.to_string())))
-            }
-            Err(RaftError::Fatal(_)) => Err(Some(NodeError::Stopped)),
-        }
+        self.proposer.propose(req).await
     }
 
     /// Waits until this member's state reflects every write acknowledged before the call.
@@ -224,14 +227,14 @@ impl Node {
     }
 
     pub(super) async fn read_index_local(&self) -> Result<u64, Option<NodeError>> {
-        match self.raft.ensure_linearizable().await {
-            Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => Err(None),
-            // Heartbeats to the quorum were slow or lost (a loaded host, a follower pausing):
-            // a read index can always be asked again, until the request deadline.
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => Err(None),
-            Err(RaftError::Fatal(_)) => Err(Some(NodeError::Stopped)),
-        }
+        // As openraft's `ensure_linearizable`, with the leadership round shared by readers.
+        let index = self.read_indexer.read_index().await?;
+        self.raft
+            .wait(Some(REQUEST_TIMEOUT))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map_err(|_| Some(NodeError::Timeout))?;
+        Ok(index)
     }
 
     /// Serves a request another member forwarded, as leader.

@@ -153,6 +153,15 @@ async fn bad_requests_get_grpc_errors_and_the_member_keeps_serving() -> anyhow::
         err.to_string().contains("requested lease not found"),
         "{err}"
     );
+    // A gRPC message that is not a valid RangeRequest (field 1 with the wrong wire type).
+    let status = malformed_range(&c.slots[0].client_url()).await?;
+    ensure!(
+        matches!(
+            status.code(),
+            tonic::Code::Internal | tonic::Code::InvalidArgument
+        ),
+        "malformed request answered with {status:?}"
+    );
     // Garbage on the wire is dropped without harming the server.
     {
         use tokio::io::AsyncWriteExt;
@@ -253,4 +262,22 @@ async fn disk_write_error_stops_acknowledging() -> anyhow::Result<()> {
     );
     let _ = raft.shutdown().await;
     Ok(())
+}
+
+/// Sends a `LeaseGrantRequest` (field 1 is a varint) to `KV/Range`, whose field 1 is bytes.
+async fn malformed_range(url: &str) -> anyhow::Result<tonic::Status> {
+    use etcd_client::proto::{PbLeaseGrantRequest, PbRangeResponse};
+    use tonic::codegen::http::uri::PathAndQuery;
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
+        .connect()
+        .await?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await?;
+    let codec = tonic_prost::ProstCodec::<PbLeaseGrantRequest, PbRangeResponse>::default();
+    let path = PathAndQuery::from_static("/etcdserverpb.KV/Range");
+    let req = tonic::Request::new(PbLeaseGrantRequest { ttl: 5, id: 0 });
+    match grpc.unary(req, path, codec).await {
+        Ok(r) => anyhow::bail!("a malformed request was answered: {:?}", r.into_inner()),
+        Err(status) => Ok(status),
+    }
 }
