@@ -31,14 +31,20 @@ async fn restart_recovers_state_from_snapshot_and_log() -> anyhow::Result<()> {
         .header()
         .context("header")?
         .revision();
-    let snap = c.members[0]
-        .as_ref()
-        .unwrap()
-        .raft()
-        .metrics()
-        .borrow()
-        .snapshot;
-    ensure!(snap.is_some(), "a snapshot was taken before the restart");
+    // Snapshots are built in the background after the 20th entry: wait for one to exist.
+    let raft = c.members[0].as_ref().unwrap().raft().clone();
+    wait_until(
+        "a snapshot before the restart",
+        Duration::from_secs(10),
+        || {
+            let snap = raft.metrics().borrow().snapshot;
+            async move {
+                ensure!(snap.is_some(), "no snapshot yet");
+                Ok(())
+            }
+        },
+    )
+    .await?;
     drop(cl);
     c.stop(0).await;
     c.restart(0).await?;
