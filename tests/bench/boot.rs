@@ -121,7 +121,7 @@ fn one_run(root: &StateRoot, topology: &Path, options: &UpOptions) -> Result<(Ru
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = kubelab::image::kubelabd::default_workspace();
     let kubelabd = kubelab::image::kubelabd::build_kubelabd(&repo).context("building kubelabd")?;
     let build_options = kubelab::image::BuildOptions::for_repo(&repo, kubelabd);
     let image = match args.image.clone() {
