@@ -9,7 +9,9 @@
 //! topology.toml     copy of the topology file the lab was started from
 //! state.json        what `up` learnt (accelerator, PIDs, boot times), replaced atomically
 //! id_ed25519{,.pub} the lab's SSH key pair
-//! nodes/<node>/     node.json (fw_cfg), qmp.sock, serial.log, qemu.pid
+//! known_hosts       every node's management address and host key (for `kubelab ssh`)
+//! nodes/<node>/     node.json and ssh_host_ed25519_key.dropbear (fw_cfg), the host key
+//!                   pair ssh_host_ed25519_key{,.pub}, qmp.sock, serial.log, qemu.pid
 //! ```
 //!
 //! Creating the directory is the lock: `create_dir` fails if another `up` of the same name
@@ -361,6 +363,21 @@ impl LabDir {
     /// The node's fw_cfg config file.
     pub fn node_config(&self, node: &str) -> PathBuf {
         self.node_dir(node).join("node.json")
+    }
+
+    /// The node's SSH host key pair (OpenSSH format; public key: same path plus `.pub`).
+    pub fn host_key(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("ssh_host_ed25519_key")
+    }
+
+    /// The node's host key in dropbear's format: the fw_cfg file the guest gets.
+    pub fn host_key_dropbear(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("ssh_host_ed25519_key.dropbear")
+    }
+
+    /// `known_hosts` with every node's management address and host key, for OpenSSH.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.path.join("known_hosts")
     }
 }
 

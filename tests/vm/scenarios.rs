@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use kubelab::guest::{Guest, GuestError};
 use kubelab::host::SystemHost;
 use kubelab::lab::LabError;
 use kubelab::lab::fault::{Fault, inject};
@@ -140,6 +141,24 @@ fn ssh_every_node(suite: &Suite, topo: &'static str) -> Result<()> {
             "{}: ip_forward is {forward:?}",
             node.name
         );
+    }
+    // Each node presents the host key `up` made for it, and the harness takes no other: a
+    // login that expects another node's key is refused before authenticating.
+    let (first, second) = (
+        &lab.lab.topology.nodes[0].name,
+        &lab.lab.topology.nodes[1].name,
+    );
+    let mut wrong = lab.lab.credentials(first)?;
+    wrong.host_key = lab.lab.credentials(second)?.host_key;
+    ensure!(wrong.host_key.is_some(), "up made a host key for {second}");
+    match Guest::connect(
+        &lab.lab.plan.namespace,
+        lab.lab.mgmt_address(first)?,
+        &wrong,
+    ) {
+        Err(GuestError::HostKeyMismatch { .. }) => {}
+        Err(e) => bail!("connecting with {second}'s host key to {first}: {e}"),
+        Ok(_) => bail!("{first} was accepted with {second}'s host key"),
     }
     // File copy both ways over SSH, including bytes a shell would mangle.
     let guest = lab.guest(&lab.lab.topology.nodes[0].name)?;

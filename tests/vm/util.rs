@@ -322,7 +322,7 @@ impl LabGuard {
         Ok(Guest::wait_ready(
             &self.lab.plan.namespace,
             ip,
-            &self.lab.dir.ssh_key(),
+            &self.lab.credentials(node)?,
             Duration::from_secs(30),
         )?)
     }

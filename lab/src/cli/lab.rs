@@ -106,25 +106,38 @@ pub fn exec(lab: &str, node: &str, command: &[String]) -> Result<i32, CliError> 
     Ok(out.status)
 }
 
-/// `kubelab ssh LAB NODE`: replaces this process with OpenSSH run inside the namespace.
+/// `kubelab ssh LAB NODE`: replaces this process with OpenSSH run inside the namespace. The
+/// node must present the host key `up` made for it (the lab's `known_hosts`); labs from
+/// before host keys were made accept any key.
 pub fn ssh(lab: &str, node: &str) -> Result<i32, CliError> {
     let lab = Lab::open(&StateRoot::from_env(), lab)?;
     let ip = lab.mgmt_address(node)?;
     let key = lab.dir.ssh_key();
     keys::public_key(&key)?;
-    let err = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.plan.namespace, "ssh"])
+    let known_hosts = lab.dir.known_hosts();
+    let host_checking: Vec<String> = if known_hosts.exists() {
+        vec![
+            "StrictHostKeyChecking=yes".into(),
+            format!("UserKnownHostsFile={}", known_hosts.display()),
+            "HostKeyAlgorithms=ssh-ed25519".into(),
+        ]
+    } else {
+        vec![
+            "StrictHostKeyChecking=no".into(),
+            "UserKnownHostsFile=/dev/null".into(),
+        ]
+    };
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &lab.plan.namespace, "ssh"])
         .arg("-i")
-        .arg(&key)
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            &format!("root@{ip}"),
-        ])
-        .exec();
+        .arg(&key);
+    for option in host_checking
+        .iter()
+        .map(String::as_str)
+        .chain(["LogLevel=ERROR"])
+    {
+        cmd.args(["-o", option]);
+    }
+    let err = cmd.arg(format!("root@{ip}")).exec();
     Err(format!("cannot start ssh: {err}").into())
 }

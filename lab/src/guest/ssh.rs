@@ -2,11 +2,14 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ssh2::Session;
 
+use kubelab_nodeconfig::host_key;
+
+use super::keys::HostKey;
 use super::netns;
 use crate::wait::{TimedOut, wait_until};
 
@@ -53,9 +56,30 @@ pub enum GuestError {
         #[source]
         source: std::io::Error,
     },
+    /// The guest presented another host key than the one made for it: not the node the
+    /// harness started (or a stale address).
+    #[error("SSH to {addr}: host key {found} is not the node's key {expected}; refusing to log in")]
+    HostKeyMismatch {
+        /// Address.
+        addr: SocketAddr,
+        /// Fingerprint of the key the harness made for the node.
+        expected: String,
+        /// Fingerprint of the key the server presented.
+        found: String,
+    },
     /// The guest never became ready.
     #[error(transparent)]
     Timeout(#[from] TimedOut),
+}
+
+/// What the harness needs to log in to a guest, and to know it reached the right one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The lab's private key; its public key is beside it with `.pub` appended.
+    pub key: PathBuf,
+    /// The host key blob (SSH wire format) the guest must present; `None` accepts any
+    /// (a guest booted without a host key from the harness).
+    pub host_key: Option<Vec<u8>>,
 }
 
 /// The result of a remote command.
@@ -83,8 +107,9 @@ pub struct Guest {
 }
 
 impl Guest {
-    /// Connects from inside `ns` and authenticates with the private key at `key`.
-    pub fn connect(ns: &str, ip: Ipv4Addr, key: &Path) -> Result<Self, GuestError> {
+    /// Connects from inside `ns`, checks the guest's host key and authenticates with the
+    /// lab's key.
+    pub fn connect(ns: &str, ip: Ipv4Addr, credentials: &Credentials) -> Result<Self, GuestError> {
         let addr = SocketAddr::from((ip, SSH_PORT));
         let tcp = netns::connect_tcp(ns, addr, CONNECT_TIMEOUT).map_err(|source| {
             GuestError::Connect {
@@ -97,7 +122,24 @@ impl Guest {
         let mut session = Session::new().map_err(ssh("creating session"))?;
         session.set_timeout(30_000);
         session.set_tcp_stream(tcp);
+        if credentials.host_key.is_some() {
+            // Only the key type the harness made; the server has no other anyway.
+            session
+                .method_pref(ssh2::MethodType::HostKey, host_key::KEY_TYPE)
+                .map_err(ssh("choosing the host key type"))?;
+        }
         session.handshake().map_err(ssh("handshake"))?;
+        if let Some(expected) = &credentials.host_key {
+            let found = session.host_key().map(|(blob, _)| blob).unwrap_or_default();
+            if found != expected.as_slice() {
+                return Err(GuestError::HostKeyMismatch {
+                    addr,
+                    expected: HostKey::fingerprint(expected),
+                    found: HostKey::fingerprint(found),
+                });
+            }
+        }
+        let key = &credentials.key;
         let mut public: PathBuf = key.to_owned();
         public.as_mut_os_string().push(".pub");
         session
@@ -110,7 +152,7 @@ impl Guest {
     pub fn wait_ready(
         ns: &str,
         ip: Ipv4Addr,
-        key: &Path,
+        credentials: &Credentials,
         timeout: Duration,
     ) -> Result<Self, GuestError> {
         let what = format!("SSH on {ip}");
@@ -119,7 +161,7 @@ impl Guest {
             timeout,
             Duration::from_millis(100),
             |_| {
-                let guest = Guest::connect(ns, ip, key)?;
+                let guest = Guest::connect(ns, ip, credentials)?;
                 let out = guest.exec("true")?;
                 if out.status == 0 {
                     Ok(guest)

@@ -17,6 +17,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::guest::Credentials;
+use crate::guest::keys::{self, HostKey};
 use crate::host::Host;
 use crate::image::Manifest;
 use crate::net::{MGMT_BRIDGE, NetPlan};
@@ -204,8 +206,7 @@ fn boot(
         }
     })?;
     let public_key =
-        crate::guest::keys::generate(&dir.ssh_key(), &format!("kubelab-{}", topology.name))
-            .map_err(LabError::Key)?;
+        crate::guest::keys::generate(&dir.ssh_key(), &format!("kubelab-{}", topology.name))?;
     let (accel, reason) = match options.accel {
         Some(a) => (a, Reason::Forced),
         None => accel::choose(root.path(), &options.image_dir, manifest),
@@ -291,11 +292,26 @@ fn boot(
     if let Some(err) = first_error {
         return Err(err);
     }
+    write_known_hosts(dir, topology, plan)?;
 
     // 5. Done.
     state.ready = true;
     dir.save(&state)?;
     Ok(state)
+}
+
+/// `known_hosts` for OpenSSH (`kubelab ssh`): each node's management address and host key.
+fn write_known_hosts(dir: &LabDir, topology: &Topology, plan: &NetPlan) -> Result<(), LabError> {
+    let mut text = String::new();
+    for node in &topology.nodes {
+        let key = HostKey::load(&dir.host_key(&node.name))?;
+        let addr = plan.mgmt_address(&node.name).expect("plan has every node");
+        text.push_str(&keys::known_hosts_line(&addr.to_string(), &key));
+        text.push('\n');
+    }
+    let path = dir.known_hosts();
+    std::fs::write(&path, text).map_err(|source| crate::state::StateError::Io { path, source })?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)] // Per-thread context of `boot`.
@@ -320,6 +336,12 @@ fn boot_node(
     let config = plan.node_config(topology, index, public_key);
     let config_path = dir.node_config(&name);
     std::fs::write(&config_path, config.to_json()).map_err(io(config_path.clone()))?;
+    // The node's host key: made here, handed in through fw_cfg, pinned when connecting.
+    let host_key = keys::generate_host_key(
+        &dir.host_key(&name),
+        &dir.host_key_dropbear(&name),
+        &format!("{}/{name}", topology.name),
+    )?;
 
     let spec = VmSpec {
         name: format!("{}/{}", topology.name, name),
@@ -330,6 +352,7 @@ fn boot_node(
         nics: plan.node_nics(&name).collect(),
         accel,
         node_config: config_path,
+        host_key: Some(dir.host_key_dropbear(&name)),
         qmp_socket: dir.qmp_socket(&name),
         serial_log: dir.serial_log(&name),
         pidfile: dir.pidfile(&name),
@@ -369,7 +392,10 @@ fn boot_node(
         ssh_s: None,
     };
     let mgmt = plan.mgmt_address(&name).expect("plan has every node");
-    let key = dir.ssh_key();
+    let credentials = Credentials {
+        key: dir.ssh_key(),
+        host_key: Some(host_key.blob),
+    };
     let log = dir.serial_log(&name);
     let boot_error = |reason: String| LabError::Boot {
         node: name.clone(),
@@ -407,10 +433,14 @@ fn boot_node(
                     emit(s);
                 }
             }
-            if stage < NodeStage::Userspace {
+            // SSH is tried only once init says dropbear listens: a connection tried earlier,
+            // before the guest's NIC has its address, waits for the host's ARP retry (1 s)
+            // or TCP's SYN retransmission (1 s) even after the guest is ready.
+            if seen.stage < Stage::SshStarted {
                 return Err(format!("console shows {}", seen.stage));
             }
-            host.ssh_ready(&plan.namespace, mgmt, &key).map(|()| None)
+            host.ssh_ready(&plan.namespace, mgmt, &credentials)
+                .map(|()| None)
         },
     );
     match waited {

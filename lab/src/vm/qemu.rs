@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kubelab_nodeconfig::FW_CFG_NAME;
+use kubelab_nodeconfig::{FW_CFG_NAME, FW_CFG_SSH_HOST_KEY};
 
 use crate::host::QemuLaunch;
 use crate::image::Manifest;
@@ -42,6 +42,8 @@ pub struct VmSpec<'a> {
     pub accel: Accel,
     /// The node's fw_cfg file.
     pub node_config: PathBuf,
+    /// The node's SSH host key in dropbear's format, handed in through fw_cfg too.
+    pub host_key: Option<PathBuf>,
     /// QMP socket to create.
     pub qmp_socket: PathBuf,
     /// Serial console log.
@@ -88,6 +90,10 @@ impl VmSpec<'_> {
         let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
         let fw_cfg = format!("name={FW_CFG_NAME},file={}", path(&self.node_config));
         push(&["-fw_cfg", &fw_cfg]);
+        if let Some(key) = &self.host_key {
+            let item = format!("name={FW_CFG_SSH_HOST_KEY},file={}", path(key));
+            push(&["-fw_cfg", &item]);
+        }
         for nic in &self.nics {
             // The netdev id is the guest's interface name, so `set_link` takes that name.
             let netdev = format!(
@@ -137,6 +143,7 @@ mod tests {
             nics: plan.node_nics("router").collect(),
             accel: Accel::Tcg,
             node_config: "/s/node.json".into(),
+            host_key: Some("/s/host.key".into()),
             qmp_socket: "/s/qmp.sock".into(),
             serial_log: "/s/serial.log".into(),
             pidfile: "/s/qemu.pid".into(),
@@ -151,6 +158,12 @@ mod tests {
         assert!(line.contains("file=/img/abc/root.squashfs"), "{line}");
         assert!(
             line.contains(&format!("-fw_cfg name={FW_CFG_NAME},file=/s/node.json")),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!(
+                "-fw_cfg name={FW_CFG_SSH_HOST_KEY},file=/s/host.key"
+            )),
             "{line}"
         );
         assert!(
