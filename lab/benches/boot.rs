@@ -101,28 +101,20 @@ fn main() {
         (
             "peer: pc, SeaBIOS, bzImage",
             Variant {
-                machine: "pc,accel=tcg".into(),
-                bios: None,
                 kernel: Some(bzimage),
+                ..Variant::q35("pc", None)
             },
         ),
         (
             "pc, qboot, PVH vmlinux",
-            Variant {
-                machine: "pc,accel=tcg".into(),
-                bios: Some(qboot.clone()),
-                kernel: None,
-            },
+            Variant::q35("pc", Some(qboot.clone())),
         ),
+        ("q35, SeaBIOS, PVH vmlinux", Variant::q35("q35", None)),
         (
-            "q35, SeaBIOS, PVH vmlinux",
-            Variant {
-                machine: "q35,accel=tcg".into(),
-                bios: None,
-                kernel: None,
-            },
+            "q35, qboot, PVH vmlinux",
+            Variant::q35("q35", Some(qboot.clone())),
         ),
-        ("q35, qboot, PVH vmlinux (default)", Variant::default()),
+        ("microvm, PVH vmlinux (default)", Variant::default()),
     ];
     let key = scratch.path().join("id");
     util::run(

@@ -1,6 +1,6 @@
 //! Virtual machines: the QEMU command line of a node ([`qemu`]), control over QMP ([`qmp`]),
-//! boot progress read from the serial console log ([`console`]) and the KVM-or-TCG decision
-//! ([`accel`]).
+//! boot progress read from the serial console log ([`console`]), the KVM-or-TCG decision
+//! ([`accel`]) and the host's TSC rate that TCG guests on `microvm` are told ([`tsc`]).
 //!
 //! A VM is one detached QEMU process started inside the lab namespace with `-daemonize`, so it
 //! outlives the command that started it. Its QMP socket, serial log and PID file live in the
@@ -10,6 +10,7 @@ pub mod accel;
 pub mod console;
 pub mod qemu;
 pub mod qmp;
+pub mod tsc;
 
 /// Whether process `pid` exists and is not a zombie. Daemonized QEMUs are reparented to PID 1,
 /// which in containers does not always reap them; a zombie has exited for every purpose here.
