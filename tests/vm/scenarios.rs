@@ -2,7 +2,8 @@
 //! pings whom across which network, which link to cut, which groups to partition, whom to
 //! kill. Every wait polls with a deadline.
 
-use std::time::Duration;
+use std::io::Write;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use kubelab::guest::{Guest, GuestError};
@@ -178,6 +179,7 @@ fn ssh_every_node(suite: &Suite, topo: &'static str) -> Result<()> {
             == (3, "out\n", b"err\n".as_slice()),
         "exec passes exit code and both streams through: {out:?}"
     );
+    exec_streams_as_output_arrives(&guest)?;
 
     let options = UpOptions {
         image_dir: suite.image.clone(),
@@ -356,4 +358,73 @@ fn down_leaves_nothing(suite: &Suite, topo: &'static str) -> Result<()> {
         "a QEMU survived down"
     );
     assert_nothing_left(&name)
+}
+
+/// A sink noting when each chunk of output arrived.
+struct Timed {
+    started: Instant,
+    chunks: Vec<(Duration, Vec<u8>)>,
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.chunks.push((self.started.elapsed(), buf.to_vec()));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `Guest::exec_streaming` (what `kubelab exec` prints through) hands on each stream's
+/// output while the command still runs: chunks written a second or more apart by the guest
+/// arrive that far apart, each on its own stream, and the exit code comes last.
+fn exec_streams_as_output_arrives(guest: &Guest) -> Result<()> {
+    let started = Instant::now();
+    let (mut out, mut err) = (
+        Timed {
+            started,
+            chunks: Vec::new(),
+        },
+        Timed {
+            started,
+            chunks: Vec::new(),
+        },
+    );
+    let status = guest.exec_streaming(
+        "echo first; sleep 2; echo second >&2; sleep 1; echo third; exit 4",
+        &[],
+        &mut out,
+        &mut err,
+    )?;
+    let text = |t: &Timed| {
+        t.chunks
+            .iter()
+            .flat_map(|(_, c)| c.clone())
+            .collect::<Vec<u8>>()
+    };
+    ensure!(
+        (status, text(&out).as_slice(), text(&err).as_slice())
+            == (4, b"first\nthird\n".as_slice(), b"second\n".as_slice()),
+        "streamed exec: status {status}, stdout {:?}, stderr {:?}",
+        out.chunks,
+        err.chunks
+    );
+    let at = |t: &Timed, what: &[u8]| {
+        t.chunks
+            .iter()
+            .find(|(_, c)| c.windows(what.len()).any(|w| w == what))
+            .map(|(at, _)| *at)
+    };
+    let (first, second, third) = (at(&out, b"first"), at(&err, b"second"), at(&out, b"third"));
+    let (Some(first), Some(second), Some(third)) = (first, second, third) else {
+        bail!("a line is missing: {:?} / {:?}", out.chunks, err.chunks);
+    };
+    // The guest sleeps 2 s and 1 s between the lines; allow half of each for jitter.
+    ensure!(
+        second >= first + Duration::from_secs(1) && third >= second + Duration::from_millis(500),
+        "output was not handed on as it came: first {first:?}, second (stderr) {second:?}, \
+         third {third:?} after the start"
+    );
+    Ok(())
 }

@@ -1,7 +1,6 @@
 //! `kubelab down`, `status`, `exec` and `ssh`: commands that reconnect to a running lab
 //! through its state directory.
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 
 use kubelab::guest::keys;
@@ -86,7 +85,7 @@ pub fn status(lab: Option<&str>) -> Result<i32, CliError> {
     Ok(0)
 }
 
-/// `kubelab exec LAB NODE -- CMD...`: output and exit code passed through.
+/// `kubelab exec LAB NODE -- CMD...`: output streamed through, exit code passed through.
 pub fn exec(lab: &str, node: &str, command: &[String]) -> Result<i32, CliError> {
     let lab = Lab::open(&StateRoot::from_env(), lab)?;
     let guest = lab.ssh(node)?;
@@ -100,10 +99,11 @@ pub fn exec(lab: &str, node: &str, command: &[String]) -> Result<i32, CliError> 
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let out = guest.exec(&line)?;
-    std::io::stdout().write_all(&out.stdout)?;
-    std::io::stderr().write_all(&out.stderr)?;
-    Ok(out.status)
+    // Output is passed on as it arrives, each stream to its own; a closed stdout (`| head`)
+    // drops the rest of the output, not the command.
+    let status =
+        guest.exec_streaming(&line, &[], &mut std::io::stdout(), &mut std::io::stderr())?;
+    Ok(status)
 }
 
 /// `kubelab ssh LAB NODE`: replaces this process with OpenSSH run inside the namespace. The

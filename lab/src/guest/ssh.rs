@@ -1,7 +1,7 @@
 //! An authenticated SSH session to one guest.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,6 +19,9 @@ pub const SSH_PORT: u16 = 22;
 pub const SSH_USER: &str = "root";
 /// Timeout of one TCP connect; the management network is one bridge away.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long [`Guest::exec_streaming`] waits for the socket before it checks the channel
+/// again (libssh2 may hold data it has already read from the socket).
+const STREAM_POLL: Duration = Duration::from_millis(50);
 
 /// An SSH failure.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +107,8 @@ impl ExecOutput {
 pub struct Guest {
     addr: SocketAddr,
     session: Session,
+    /// A second handle on the session's socket, to wait for data while streaming.
+    socket: TcpStream,
 }
 
 impl Guest {
@@ -119,6 +124,11 @@ impl Guest {
             }
         })?;
         let ssh = |what| move |source| GuestError::Ssh { addr, what, source };
+        let socket = tcp.try_clone().map_err(|source| GuestError::Io {
+            addr,
+            what: "duplicating the socket",
+            source,
+        })?;
         let mut session = Session::new().map_err(ssh("creating session"))?;
         session.set_timeout(30_000);
         session.set_tcp_stream(tcp);
@@ -145,7 +155,11 @@ impl Guest {
         session
             .userauth_pubkey_file(SSH_USER, Some(&public), key, None)
             .map_err(ssh("public key authentication"))?;
-        Ok(Self { addr, session })
+        Ok(Self {
+            addr,
+            session,
+            socket,
+        })
     }
 
     /// Polls [`Guest::connect`] plus a trivial command until both work or `timeout` passes.
@@ -183,6 +197,26 @@ impl Guest {
 
     /// Runs `command`, feeding `input` to its stdin.
     pub fn exec_with_input(&self, command: &str, input: &[u8]) -> Result<ExecOutput, GuestError> {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let status = self.exec_streaming(command, input, &mut stdout, &mut stderr)?;
+        Ok(ExecOutput {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Runs `command`, feeding `input` to its stdin, and copies its stdout and stderr to
+    /// `stdout` and `stderr` as the data arrives (each write flushed); returns the exit
+    /// status once the command has ended. A sink that fails with `BrokenPipe` gets no more
+    /// data, the command still runs to its end; other write errors end the call.
+    pub fn exec_streaming(
+        &self,
+        command: &str,
+        input: &[u8],
+        stdout: &mut dyn Write,
+        stderr: &mut dyn Write,
+    ) -> Result<i32, GuestError> {
         let addr = self.addr;
         let ssh = |what| move |source| GuestError::Ssh { addr, what, source };
         let io = |what| move |source| GuestError::Io { addr, what, source };
@@ -195,24 +229,75 @@ impl Guest {
             channel.write_all(input).map_err(io("writing stdin"))?;
         }
         channel.send_eof().map_err(ssh("closing stdin"))?;
-        // Read both streams without deadlocking on a full window: stderr is drained after
-        // stdout, which is fine for the sizes exchanged here (command output, not bulk data).
-        let mut stdout = Vec::new();
-        channel
-            .read_to_end(&mut stdout)
-            .map_err(io("reading stdout"))?;
-        let mut stderr = Vec::new();
-        channel
-            .stderr()
-            .read_to_end(&mut stderr)
-            .map_err(io("reading stderr"))?;
+        // Non-blocking while both streams are read, so neither waits behind the other.
+        self.session.set_blocking(false);
+        let pumped = self.pump(&mut channel, stdout, stderr);
+        self.session.set_blocking(true);
+        pumped?;
         channel.wait_close().map_err(ssh("closing channel"))?;
-        let status = channel.exit_status().map_err(ssh("exit status"))?;
-        Ok(ExecOutput {
-            status,
-            stdout,
-            stderr,
-        })
+        channel.exit_status().map_err(ssh("exit status"))
+    }
+
+    /// Copies both streams of `channel` to the sinks until the guest's EOF (non-blocking
+    /// session).
+    fn pump(
+        &self,
+        channel: &mut ssh2::Channel,
+        stdout: &mut dyn Write,
+        stderr: &mut dyn Write,
+    ) -> Result<(), GuestError> {
+        let addr = self.addr;
+        let io = |what| move |source| GuestError::Io { addr, what, source };
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut sinks: [(&mut dyn Write, bool); 2] = [(stdout, true), (stderr, true)];
+        loop {
+            let mut progressed = false;
+            for (id, (sink, open)) in sinks.iter_mut().enumerate() {
+                let what = if id == 0 {
+                    "reading stdout"
+                } else {
+                    "reading stderr"
+                };
+                let n = match channel.stream(id as i32).read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(io(what)(e)),
+                };
+                if n == 0 {
+                    continue;
+                }
+                progressed = true;
+                if *open {
+                    match sink.write_all(&buf[..n]).and_then(|()| sink.flush()) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == ErrorKind::BrokenPipe => *open = false,
+                        Err(e) => return Err(io("writing the command's output")(e)),
+                    }
+                }
+            }
+            // True only once the guest sent EOF and nothing of either stream is left.
+            if channel.eof() {
+                return Ok(());
+            }
+            if !progressed {
+                self.wait_readable()
+                    .map_err(io("waiting for the guest's output"))?;
+            }
+        }
+    }
+
+    /// Waits up to [`STREAM_POLL`] for the session's socket to have data.
+    fn wait_readable(&self) -> std::io::Result<()> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: STREAM_POLL.as_nanos() as i64,
+        };
+        let mut fds = [PollFd::new(&self.socket, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes `content` to `path` in the guest (mode `mode`, octal), through `cat`, so the
