@@ -24,7 +24,7 @@ pub fn role(role: Role) -> &'static str {
 /// `kubelab down LAB`.
 pub fn down(lab: &str) -> Result<i32, CliError> {
     let report = lab_down(&SystemHost, &StateRoot::from_env(), lab)?;
-    println!(
+    kubelab::outln!(
         "lab {lab} is down: {} process(es) killed, namespace {}, state removed",
         report.killed.len(),
         if report.namespace_deleted {
@@ -44,13 +44,13 @@ pub fn status(lab: Option<&str>) -> Result<i32, CliError> {
         None => root.labs(),
     };
     if names.is_empty() {
-        println!("no labs (state in {})", root.path().display());
+        kubelab::outln!("no labs (state in {})", root.path().display());
         return Ok(0);
     }
     for name in names {
         match lab_status(&SystemHost, &root, &name) {
             Ok(s) => {
-                println!(
+                kubelab::outln!(
                     "lab {}: {}, accelerator {}, namespace {}",
                     s.name,
                     if s.ready {
@@ -61,12 +61,16 @@ pub fn status(lab: Option<&str>) -> Result<i32, CliError> {
                     s.accel,
                     if s.namespace { "present" } else { "MISSING" },
                 );
-                println!(
+                kubelab::outln!(
                     "  {:<12} {:<14} {:<13} {:>8} {:<15} ADDRESSES",
-                    "NODE", "ROLE", "VM", "PID", "MGMT"
+                    "NODE",
+                    "ROLE",
+                    "VM",
+                    "PID",
+                    "MGMT"
                 );
                 for n in s.nodes {
-                    println!(
+                    kubelab::outln!(
                         "  {:<12} {:<14} {:<13} {:>8} {:<15} {}",
                         n.name,
                         n.role,
@@ -78,7 +82,7 @@ pub fn status(lab: Option<&str>) -> Result<i32, CliError> {
                 }
             }
             // One broken lab does not hide the others.
-            Err(e) if lab.is_none() => println!("lab {name}: {}", super::chain(&e)),
+            Err(e) if lab.is_none() => kubelab::outln!("lab {name}: {}", super::chain(&e)),
             Err(e) => return Err(e.into()),
         }
     }

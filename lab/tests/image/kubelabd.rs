@@ -93,3 +93,26 @@ fn a_build_from_any_caller_is_a_no_op_once_built() {
          `kubelab image build` under the test's environment {from_test:.2} s"
     );
 }
+
+/// `kubelab image build | head -n1` once `head` has gone: the build completes, the dropped
+/// second line is not an error, and nothing panics.
+#[test]
+fn image_build_into_a_closed_pipe_exits_quietly() {
+    let test = "image_build_into_a_closed_pipe_exits_quietly";
+    if let Some(reason) = util::missing(&["cargo", "apt-get", "dpkg-deb", "mksquashfs"], false) {
+        return util::skip(test, &reason);
+    }
+    util::shared_image();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubelab"))
+        .args(["image", "build", "--cache"])
+        .arg(util::shared_cache())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("taken from the cache"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
