@@ -233,11 +233,12 @@ fn ping_data_network(suite: &Suite, topo: &'static str) -> Result<()> {
         .context("dst NIC")?
         .name
         .clone();
-    // `-Z root`: the guest has no `tcpdump` user to drop privileges to.
+    // Plain `tcpdump`: it drops privileges to the image's `tcpdump` user after opening the
+    // capture, and fails (no packet, its reason on stderr) if that user is missing.
     let receiver = lab.guest(c.dst)?;
     let capture = std::thread::spawn(move || {
         receiver.exec(&format!(
-            "timeout 20 tcpdump -Z root -n -l -i {dst_iface} -c 1 'icmp[icmptype] == icmp-echo' 2>/dev/null"
+            "timeout 20 tcpdump -n -l -i {dst_iface} -c 1 'icmp[icmptype] == icmp-echo'"
         ))
     });
     let sender = lab.guest(c.src)?;
@@ -253,11 +254,13 @@ fn ping_data_network(suite: &Suite, topo: &'static str) -> Result<()> {
             Err("no packet captured yet")
         },
     )?;
-    let seen = capture.join().expect("capture thread")?.stdout_str();
+    let out = capture.join().expect("capture thread")?;
+    let seen = out.stdout_str();
     ensure!(
         seen.contains(&format!("IP {src} > {dst}")),
-        "receiver {} did not see {src} as the source: {seen:?}",
-        c.dst
+        "receiver {} did not see {src} as the source: {seen:?} (tcpdump's stderr: {:?})",
+        c.dst,
+        String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
 }
