@@ -24,6 +24,9 @@ pub fn role(role: Role) -> &'static str {
 /// `kubelab down LAB`.
 pub fn down(lab: &str) -> Result<i32, CliError> {
     let report = lab_down(&SystemHost, &StateRoot::from_env(), lab)?;
+    if let Some(pid) = report.stopped_up {
+        kubelab::outln!("lab {lab}: stopped the `kubelab up` still running (PID {pid})");
+    }
     kubelab::outln!(
         "lab {lab} is down: {} process(es) killed, namespace {}, state removed",
         report.killed.len(),

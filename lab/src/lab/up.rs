@@ -11,7 +11,7 @@
 //!    follow the console for `kernel` and `userspace`, poll SSH until it answers; report each
 //!    stage through the progress callback.
 //! 5. Save `state.json` with PIDs and boot times. On any failure after step 2 the lab is torn
-//!    down with [`super::down::down`] and the error (with the console's last lines) returned.
+//!    down (`down::teardown`, under this `up`'s lock) and the error (with the console's last lines) returned.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -151,7 +151,7 @@ pub fn up(
         Ok(state) => Ok(state),
         Err(err) => {
             tracing::warn!(lab = %name, error = %err, "up failed; tearing the lab down");
-            if let Err(down_err) = super::down::down(host, root, &name) {
+            if let Err(down_err) = super::down::teardown(host, root, &name) {
                 tracing::error!(lab = %name, error = %down_err, "teardown after failed up");
             }
             Err(err)
