@@ -111,19 +111,7 @@ pub fn build_kubelabd(workspace: &Path) -> Result<PathBuf, Error> {
         path: workspace.to_owned(),
         source,
     })?;
-    let mut cmd = command(&workspace, |name| std::env::var_os(name));
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().map_err(|source| Error::Spawn {
-        command: shown.clone(),
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(Error::CommandFailed {
-            command: shown,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
+    super::run_command(&mut command(&workspace, |name| std::env::var_os(name)))?;
     Ok(binary_path(&workspace))
 }
 

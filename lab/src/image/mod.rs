@@ -285,3 +285,20 @@ pub enum Error {
         library: String,
     },
 }
+
+/// Runs a command and returns its stdout, or an error with its stderr.
+fn run_command(cmd: &mut std::process::Command) -> Result<String, Error> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|source| Error::Spawn {
+        command: shown.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(Error::CommandFailed {
+            command: shown,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
