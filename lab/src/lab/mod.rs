@@ -7,6 +7,7 @@
 
 pub mod down;
 pub mod fault;
+mod node;
 pub mod status;
 pub mod up;
 
