@@ -97,6 +97,23 @@ struct Run {
     total: f64,
     /// 1-minute load average when the run started.
     load: String,
+    /// Node -> CPU seconds its QEMU had used when `up` returned (see [`cpu_seconds`]).
+    cpu: BTreeMap<String, f64>,
+}
+
+/// CPU seconds process `pid` has used so far, all threads (`/proc/PID/task/*/schedstat`,
+/// nanoseconds on a CPU). For a QEMU at SSH-ready this is what its boot cost, whatever the
+/// load: on a busy host the wall time grows, this does not (much).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
 }
 
 fn one_run(root: &StateRoot, topology: &Path, options: &UpOptions) -> Result<(Run, String)> {
@@ -126,6 +143,11 @@ fn one_run(root: &StateRoot, topology: &Path, options: &UpOptions) -> Result<(Ru
         }
     })?;
     let total = started.elapsed().as_secs_f64();
+    let cpu = state
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.name.clone(), cpu_seconds(n.pid?)?)))
+        .collect();
     let dir = root.lab(&state.name);
     let guest = state
         .nodes
@@ -140,6 +162,7 @@ fn one_run(root: &StateRoot, topology: &Path, options: &UpOptions) -> Result<(Ru
             guest,
             total,
             load,
+            cpu,
         },
         state.accel.to_string(),
     ))
@@ -212,7 +235,7 @@ fn main() -> Result<()> {
         load_before,
         args.runs
     ));
-    out.push_str("| topology | VMs | all SSH-ready (median) | best run | max | load per run | target | ratio to target |\n|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| topology | VMs | all SSH-ready (median) | best run | max | load per run | target | ratio to target | QEMU CPU per VM to SSH-ready (median) |\n|---|---|---|---|---|---|---|---|---|\n");
     let mut per_vm_tables = String::new();
     for topo in &args.topologies {
         // A name is a shipped topology; anything ending in .toml is a file of one's own.
@@ -243,7 +266,8 @@ fn main() -> Result<()> {
                 stage_line(&run)
             );
             for (node, timeline) in &run.guest {
-                eprintln!("    {node} guest uptime: {timeline}");
+                let cpu = run.cpu.get(node).map_or("-".into(), |c| format!("{c:.2}"));
+                eprintln!("    {node} QEMU CPU {cpu} s; guest uptime: {timeline}");
             }
             runs.push(run);
         }
@@ -256,8 +280,14 @@ fn main() -> Result<()> {
             .expect("at least one run");
         let loads: Vec<&str> = runs.iter().map(|r| r.load.as_str()).collect();
         let target = TARGETS.iter().find(|(t, _)| t == topo).map(|(_, s)| *s);
+        let mut cpu: Vec<f64> = runs.iter().flat_map(|r| r.cpu.values().copied()).collect();
+        let cpu = if cpu.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.2} s", median(&mut cpu))
+        };
         out.push_str(&format!(
-            "| {topo} | {} | {med:.2} s | {:.2} s (load {}) | {max:.2} s | {} | {} | {} |\n",
+            "| {topo} | {} | {med:.2} s | {:.2} s (load {}) | {max:.2} s | {} | {} | {} | {cpu} |\n",
             runs[0].per_node.len(),
             best.total,
             best.load,

@@ -248,6 +248,12 @@ pub struct Qemu {
 }
 
 impl Qemu {
+    /// QEMU's PID (the boot benchmark reads its CPU time).
+    #[allow(dead_code)] // Used by benches/boot.rs, which includes this file; not by the tests.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Boots `image` with `node_json` as its fw_cfg NodeConfig and, if given, one NIC with
     /// `mac` on `netns`'s tap.
     pub fn boot(image: &BuiltImage, node_json: &[u8], net: Option<(&Netns, &str)>) -> Self {
