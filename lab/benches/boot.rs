@@ -19,24 +19,6 @@ use util::{Netns, Qemu, Variant};
 const MAC: &str = "52:54:00:6b:6c:09";
 const GUEST: &str = "10.214.0.2";
 
-/// CPU seconds process `pid` has used, all threads (`/proc/PID/task/*/schedstat`): the
-/// boot's cost, which load on the shared machine stretches far less than wall time.
-fn cpu_seconds(pid: u32) -> f64 {
-    let mut ns = 0u64;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        ns += stat
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    ns as f64 / 1e9
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -175,7 +157,7 @@ fn main() {
             // SSH-ready = a key login that runs a command.
             util::wait_until(deadline, || ssh_ok(&ns, &key).then_some(())).expect("SSH login");
             let banner = start.elapsed();
-            let cpu = cpu_seconds(vm.pid());
+            let cpu = kubelab::vm::cpu_seconds(vm.pid()).expect("QEMU still runs");
             drop(vm);
             println!(
                 "round {round} {name:<36} userspace {:5.2} s  network {:5.2} s  ssh {:5.2} s  \

@@ -97,23 +97,8 @@ struct Run {
     total: f64,
     /// 1-minute load average when the run started.
     load: String,
-    /// Node -> CPU seconds its QEMU had used when `up` returned (see [`cpu_seconds`]).
+    /// Node -> CPU seconds its QEMU had used when `up` returned (`kubelab::vm::cpu_seconds`).
     cpu: BTreeMap<String, f64>,
-}
-
-/// CPU seconds process `pid` has used so far, all threads (`/proc/PID/task/*/schedstat`,
-/// nanoseconds on a CPU). For a QEMU at SSH-ready this is what its boot cost, whatever the
-/// load: on a busy host the wall time grows, this does not (much).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let mut ns = 0u64;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(ns as f64 / 1e9)
 }
 
 fn one_run(root: &StateRoot, topology: &Path, options: &UpOptions) -> Result<(Run, String)> {
@@ -146,7 +131,7 @@ fn one_run(root: &StateRoot, topology: &Path, options: &UpOptions) -> Result<(Ru
     let cpu = state
         .nodes
         .iter()
-        .filter_map(|n| Some((n.name.clone(), cpu_seconds(n.pid?)?)))
+        .filter_map(|n| Some((n.name.clone(), kubelab::vm::cpu_seconds(n.pid?)?)))
         .collect();
     let dir = root.lab(&state.name);
     let guest = state
