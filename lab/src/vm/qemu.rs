@@ -3,9 +3,10 @@
 //!
 //! Every VM is a `microvm` ([`machine_args`]): no PCI bus, no firmware tables beyond a small
 //! ACPI DSDT (the power button for `system_powerdown`, the virtio-mmio devices, fw_cfg), no
-//! legacy devices but the serial port, the RTC and the PIT. Measured under TCG it needs about
-//! a third fewer guest instructions to SSH than `q35` (docs/images.md, "Boot speed"). The
-//! image boots on `q35`/`pc` as well (its initramfs has both virtio transports).
+//! legacy devices but the serial port, the RTC and the PIT. Measured under TCG, QEMU needs
+//! about 9 % less CPU to an SSH login than with `q35` + qboot (2.37 s vs 2.61 s, median of
+//! 5; docs/benchmarks.md). The image boots on `q35`/`pc` as well (its initramfs has both
+//! virtio transports).
 
 use std::path::{Path, PathBuf};
 
