@@ -101,28 +101,20 @@ fn main() {
         (
             "peer: pc, SeaBIOS, bzImage",
             Variant {
-                machine: "pc,accel=tcg".into(),
-                bios: None,
                 kernel: Some(bzimage),
+                ..Variant::q35("pc", None)
             },
         ),
         (
             "pc, qboot, PVH vmlinux",
-            Variant {
-                machine: "pc,accel=tcg".into(),
-                bios: Some(qboot.clone()),
-                kernel: None,
-            },
+            Variant::q35("pc", Some(qboot.clone())),
         ),
+        ("q35, SeaBIOS, PVH vmlinux", Variant::q35("q35", None)),
         (
-            "q35, SeaBIOS, PVH vmlinux",
-            Variant {
-                machine: "q35,accel=tcg".into(),
-                bios: None,
-                kernel: None,
-            },
+            "q35, qboot, PVH vmlinux",
+            Variant::q35("q35", Some(qboot.clone())),
         ),
-        ("q35, qboot, PVH vmlinux (default)", Variant::default()),
+        ("microvm, PVH vmlinux (default)", Variant::default()),
     ];
     let key = scratch.path().join("id");
     util::run(
@@ -150,7 +142,7 @@ fn main() {
     };
     let ns = Netns::new("bench", "10.214.0.1/24");
     // stage -> variant -> samples
-    let mut samples = vec![[Vec::new(), Vec::new(), Vec::new()]; variants.len()];
+    let mut samples = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; variants.len()];
     for round in 0..runs {
         for (i, (name, variant)) in variants.iter().enumerate() {
             if variant.bios.as_ref().is_some_and(|b| !b.exists()) {
@@ -165,13 +157,16 @@ fn main() {
             // SSH-ready = a key login that runs a command.
             util::wait_until(deadline, || ssh_ok(&ns, &key).then_some(())).expect("SSH login");
             let banner = start.elapsed();
+            let cpu = kubelab::vm::cpu_seconds(vm.pid()).expect("QEMU still runs");
             drop(vm);
             println!(
-                "round {round} {name:<36} userspace {:5.2} s  network {:5.2} s  ssh {:5.2} s",
+                "round {round} {name:<36} userspace {:5.2} s  network {:5.2} s  ssh {:5.2} s  \
+                 QEMU CPU {cpu:5.2} s",
                 userspace.as_secs_f64(),
                 network.as_secs_f64(),
                 banner.as_secs_f64()
             );
+            samples[i][3].push(cpu);
             samples[i][0].push(userspace.as_secs_f64());
             samples[i][1].push(network.as_secs_f64());
             samples[i][2].push(banner.as_secs_f64());
@@ -179,8 +174,8 @@ fn main() {
     }
     println!("\nmedians of {runs} runs (TCG, 1 vCPU, 256 MiB), seconds from QEMU start:");
     println!(
-        "{:<36} {:>9} {:>9} {:>9} {:>12}",
-        "setup", "userspace", "network", "ssh login", "vs peer"
+        "{:<36} {:>9} {:>9} {:>9} {:>12} {:>9}",
+        "setup", "userspace", "network", "ssh login", "vs peer", "QEMU CPU"
     );
     let peer = median(samples[0][2].clone());
     for (i, (name, _)) in variants.iter().enumerate() {
@@ -190,11 +185,12 @@ fn main() {
         }
         let ssh = median(samples[i][2].clone());
         println!(
-            "{name:<36} {:>9.2} {:>9.2} {:>9.2} {:>11.2}x",
+            "{name:<36} {:>9.2} {:>9.2} {:>9.2} {:>11.2}x {:>9.2}",
             median(samples[i][0].clone()),
             median(samples[i][1].clone()),
             ssh,
-            peer / ssh
+            peer / ssh,
+            median(samples[i][3].clone())
         );
     }
 }

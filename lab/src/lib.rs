@@ -17,6 +17,7 @@
 //! - [`state`]: the lab's state directory: write-ahead journal, `state.json`, paths.
 //! - [`lab`]: `up`, `down`, `status`, faults; [`lab::Lab`] reopens a running lab by name.
 //! - [`wait`]: the one polling primitive, [`wait::wait_until`].
+//! - [`output`]: the command line's stdout, quiet when its reader has gone ([`outln!`]).
 //!
 //! The scenario suite lives in `tests/` (crate `kubelab-vmtests`).
 //!
@@ -33,6 +34,7 @@ pub mod host;
 pub mod image;
 pub mod lab;
 pub mod net;
+pub mod output;
 pub mod state;
 pub mod topology;
 pub mod vm;

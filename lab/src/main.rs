@@ -72,7 +72,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Version => {
-            println!("kubelab {}", env!("CARGO_PKG_VERSION"));
+            kubelab::outln!("kubelab {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
         Command::Up(args) => cli::up::run(&args),

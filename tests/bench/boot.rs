@@ -86,42 +86,105 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
-/// One run: seconds from `up` starting to each node's SSH-ready, and to `up` returning.
+/// One run: seconds from `up` starting to each node's stages, and to `up` returning.
 struct Run {
+    /// Node -> seconds from `up` start to SSH-ready.
     per_node: BTreeMap<String, f64>,
+    /// Node -> (stage, seconds from that node's QEMU start), in the order seen.
+    stages: BTreeMap<String, Vec<(NodeStage, f64)>>,
+    /// Node -> its init's stage logs (`what uptime`, guest seconds since the kernel started).
+    guest: BTreeMap<String, String>,
     total: f64,
+    /// 1-minute load average when the run started.
+    load: String,
+    /// Node -> CPU seconds its QEMU had used when `up` returned (`kubelab::vm::cpu_seconds`).
+    cpu: BTreeMap<String, f64>,
 }
 
 fn one_run(root: &StateRoot, topology: &Path, options: &UpOptions) -> Result<(Run, String)> {
+    let load = load_average();
     let started = Instant::now();
     let ready = Mutex::new(BTreeMap::new());
+    let stages = Mutex::new(BTreeMap::<String, Vec<(NodeStage, f64)>>::new());
     let state = up(&SystemHost, root, topology, options, &|e| {
         if let Event::Stage {
             node,
-            stage: NodeStage::SshReady,
-            ..
+            stage,
+            elapsed,
         } = e
         {
-            ready
+            stages
                 .lock()
                 .unwrap()
-                .insert(node, started.elapsed().as_secs_f64());
+                .entry(node.clone())
+                .or_default()
+                .push((stage, elapsed.as_secs_f64()));
+            if stage == NodeStage::SshReady {
+                ready
+                    .lock()
+                    .unwrap()
+                    .insert(node, started.elapsed().as_secs_f64());
+            }
         }
     })?;
     let total = started.elapsed().as_secs_f64();
+    let cpu = state
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.name.clone(), kubelab::vm::cpu_seconds(n.pid?)?)))
+        .collect();
+    let dir = root.lab(&state.name);
+    let guest = state
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), guest_timeline(&dir.serial_log(&n.name))))
+        .collect();
     down(&SystemHost, root, &state.name)?;
     Ok((
         Run {
             per_node: ready.into_inner().unwrap(),
+            stages: stages.into_inner().unwrap(),
+            guest,
             total,
+            load,
+            cpu,
         },
         state.accel.to_string(),
     ))
 }
 
+/// The guest's own clock at each stage init logs (`INFO <what> uptime=<s>` on the console).
+fn guest_timeline(log: &Path) -> String {
+    let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.split("INFO ").nth(1)?;
+            let (what, uptime) = rest.split_once(" uptime=")?;
+            Some(format!("{what} {}", uptime.split_whitespace().next()?))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `n1 kernel 0.41 userspace 1.52 SSH ready 2.40; ...` for one run.
+fn stage_line(run: &Run) -> String {
+    run.stages
+        .iter()
+        .map(|(node, stages)| {
+            let shown: Vec<String> = stages
+                .iter()
+                .filter(|(s, _)| *s != NodeStage::Starting)
+                .map(|(s, t)| format!("{s} {t:.2}"))
+                .collect();
+            format!("{node} {}", shown.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = kubelab::image::kubelabd::default_workspace();
     let kubelabd = kubelab::image::kubelabd::build_kubelabd(&repo).context("building kubelabd")?;
     let build_options = kubelab::image::BuildOptions::for_repo(&repo, kubelabd);
     let image = match args.image.clone() {
@@ -157,7 +220,7 @@ fn main() -> Result<()> {
         load_before,
         args.runs
     ));
-    out.push_str("| topology | VMs | all SSH-ready (median) | min | max | target | ratio to target |\n|---|---|---|---|---|---|---|\n");
+    out.push_str("| topology | VMs | all SSH-ready (median) | best run | max | load per run | target | ratio to target | QEMU CPU per VM to SSH-ready (median) |\n|---|---|---|---|---|---|---|---|---|\n");
     let mut per_vm_tables = String::new();
     for topo in &args.topologies {
         // A name is a shipped topology; anything ending in .toml is a file of one's own.
@@ -181,20 +244,39 @@ fn main() -> Result<()> {
             let (run, _) =
                 one_run(&root, &file, &options).with_context(|| format!("{topo} run {}", i + 1))?;
             eprintln!(
-                "{topo} run {}: all SSH-ready in {:.2}s {:?}",
+                "{topo} run {}: all SSH-ready in {:.2}s (load {}): {}",
                 i + 1,
                 run.total,
-                run.per_node
+                run.load,
+                stage_line(&run)
             );
+            for (node, timeline) in &run.guest {
+                let cpu = run.cpu.get(node).map_or("-".into(), |c| format!("{c:.2}"));
+                eprintln!("    {node} QEMU CPU {cpu} s; guest uptime: {timeline}");
+            }
             runs.push(run);
         }
         let mut totals: Vec<f64> = runs.iter().map(|r| r.total).collect();
         let med = median(&mut totals);
-        let (min, max) = (totals[0], totals[totals.len() - 1]);
+        let max = totals[totals.len() - 1];
+        let best = runs
+            .iter()
+            .min_by(|a, b| a.total.partial_cmp(&b.total).expect("no NaN"))
+            .expect("at least one run");
+        let loads: Vec<&str> = runs.iter().map(|r| r.load.as_str()).collect();
         let target = TARGETS.iter().find(|(t, _)| t == topo).map(|(_, s)| *s);
+        let mut cpu: Vec<f64> = runs.iter().flat_map(|r| r.cpu.values().copied()).collect();
+        let cpu = if cpu.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.2} s", median(&mut cpu))
+        };
         out.push_str(&format!(
-            "| {topo} | {} | {med:.2} s | {min:.2} s | {max:.2} s | {} | {} |\n",
+            "| {topo} | {} | {med:.2} s | {:.2} s (load {}) | {max:.2} s | {} | {} | {} | {cpu} |\n",
             runs[0].per_node.len(),
+            best.total,
+            best.load,
+            loads.join(", "),
             target.map_or("-".into(), |t| format!("{t:.0} s")),
             target.map_or("-".into(), |t| format!("{:.2}x", med / t)),
         ));
@@ -208,7 +290,10 @@ fn main() -> Result<()> {
                 .collect();
             per_vm_tables.push_str(&format!(" {node} {:.2}", median(&mut v)));
         }
-        per_vm_tables.push('\n');
+        per_vm_tables.push_str(&format!(
+            "\nBest run, per VM (seconds from its QEMU start): {}\n",
+            stage_line(best)
+        ));
     }
     out.push_str(&per_vm_tables);
     let size = dir_size(&image);

@@ -1,9 +1,11 @@
-//! `up` killed with SIGKILL half-way, then `down`: nothing may be left.
+//! `up` interrupted half-way: killed with SIGKILL, then `down`; or `down` run while the `up`
+//! is still booting (it stops that `up` first). Nothing may be left either way.
 //!
 //! The `up` runs in a child process (this test binary re-executed with
 //! [`CHILD_ENV`] set), so it can be killed for real while it is booting VMs.
 
-use std::process::{Command, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
@@ -49,10 +51,10 @@ pub fn child_main() -> Option<i32> {
     )
 }
 
-/// The test.
-pub fn sigkill_during_up(suite: &Suite) -> Result<()> {
-    let name = lab_name("sigkill");
-    suite.live.lock().unwrap().push(name.clone());
+/// Starts `up` of lab `name` in a child process and returns it once the child's first QEMU
+/// runs (network made, VMs half started); kills the child if that does not happen.
+fn up_child_until_first_qemu(suite: &Suite, name: &str) -> Result<Child> {
+    suite.live.lock().unwrap().push(name.to_owned());
     let mut child = Command::new(std::env::current_exe()?)
         .env(
             CHILD_ENV,
@@ -61,8 +63,7 @@ pub fn sigkill_during_up(suite: &Suite) -> Result<()> {
         .stdin(Stdio::null())
         .spawn()
         .context("re-executing the test binary as the `up` child")?;
-    let dir = state_root().lab(&name);
-    // Kill it as soon as the first QEMU runs: network made, VMs half started.
+    let dir = state_root().lab(name);
     let waited = wait_until(
         "the child's first QEMU",
         Duration::from_secs(60),
@@ -76,9 +77,21 @@ pub fn sigkill_during_up(suite: &Suite) -> Result<()> {
             if started { Ok(()) } else { Err("no QEMU yet") }
         },
     );
+    if let Err(e) = waited {
+        child.kill()?;
+        child.wait()?;
+        return Err(e.into());
+    }
+    Ok(child)
+}
+
+/// SIGKILL to `up` half-way, then `down` cleans up from the journal.
+pub fn sigkill_during_up(suite: &Suite) -> Result<()> {
+    let name = lab_name("sigkill");
+    let mut child = up_child_until_first_qemu(suite, &name)?;
     child.kill()?;
     child.wait()?;
-    waited?;
+    let dir = state_root().lab(&name);
     let marker = dir.path().display().to_string();
     ensure!(
         !processes_mentioning(&marker).is_empty(),
@@ -94,6 +107,38 @@ pub fn sigkill_during_up(suite: &Suite) -> Result<()> {
     ensure!(
         !report.killed.is_empty(),
         "down killed the orphaned QEMU(s)"
+    );
+    suite.live.lock().unwrap().retain(|l| *l != name);
+    assert_nothing_left(&name)
+}
+
+/// `down` while another process's `up` of the lab is still booting: `down` stops that `up`
+/// (SIGKILL by the PID in the lab's lock), waits for its lock, then removes everything,
+/// including the QEMUs the `up` had started.
+pub fn down_during_up(suite: &Suite) -> Result<()> {
+    let name = lab_name("downup");
+    let mut child = up_child_until_first_qemu(suite, &name)?;
+    let report = match down(&SystemHost, &state_root(), &name) {
+        Ok(report) => report,
+        Err(e) => {
+            child.kill()?;
+            child.wait()?;
+            return Err(e).context("down during up");
+        }
+    };
+    let status = child.wait()?;
+    ensure!(
+        report.stopped_up == Some(child.id()),
+        "down did not stop the up (PID {}): {report:?}",
+        child.id()
+    );
+    ensure!(
+        status.signal() == Some(9),
+        "the up ended otherwise than by down's SIGKILL: {status:?}"
+    );
+    ensure!(
+        !report.killed.is_empty(),
+        "down killed the QEMU(s) the up had started"
     );
     suite.live.lock().unwrap().retain(|l| *l != name);
     assert_nothing_left(&name)

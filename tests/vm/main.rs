@@ -7,7 +7,8 @@
 //!   global deadline; every wait polls through `kubelab::wait::wait_until`.
 //! - `scenarios`: reachability, ping, link-down/up, partition/heal, kill, down — written once
 //!   and instantiated for `minimal.toml` and `routed.toml`.
-//! - `interrupted`: `up` killed with SIGKILL half-way, then `down` leaves nothing behind.
+//! - `interrupted`: `up` killed with SIGKILL half-way, or `down` run while `up` still boots;
+//!   `down` leaves nothing behind.
 //!
 //! Where VMs cannot run, every test is still listed and reports why it was skipped.
 
@@ -42,6 +43,7 @@ fn main() {
         "minimal::sigkill_during_up_then_down",
         interrupted::sigkill_during_up,
     ));
+    trials.push(suite.trial("minimal::down_during_up", interrupted::down_during_up));
     let trials: Vec<Trial> = trials;
     libtest_mimic::run(&args, trials).exit();
 }

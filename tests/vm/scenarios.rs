@@ -2,9 +2,11 @@
 //! pings whom across which network, which link to cut, which groups to partition, whom to
 //! kill. Every wait polls with a deadline.
 
-use std::time::Duration;
+use std::io::Write;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use kubelab::guest::{Guest, GuestError};
 use kubelab::host::SystemHost;
 use kubelab::lab::LabError;
 use kubelab::lab::fault::{Fault, inject};
@@ -141,6 +143,24 @@ fn ssh_every_node(suite: &Suite, topo: &'static str) -> Result<()> {
             node.name
         );
     }
+    // Each node presents the host key `up` made for it, and the harness takes no other: a
+    // login that expects another node's key is refused before authenticating.
+    let (first, second) = (
+        &lab.lab.topology.nodes[0].name,
+        &lab.lab.topology.nodes[1].name,
+    );
+    let mut wrong = lab.lab.credentials(first)?;
+    wrong.host_key = lab.lab.credentials(second)?.host_key;
+    ensure!(wrong.host_key.is_some(), "up made a host key for {second}");
+    match Guest::connect(
+        &lab.lab.plan.namespace,
+        lab.lab.mgmt_address(first)?,
+        &wrong,
+    ) {
+        Err(GuestError::HostKeyMismatch { .. }) => {}
+        Err(e) => bail!("connecting with {second}'s host key to {first}: {e}"),
+        Ok(_) => bail!("{first} was accepted with {second}'s host key"),
+    }
     // File copy both ways over SSH, including bytes a shell would mangle.
     let guest = lab.guest(&lab.lab.topology.nodes[0].name)?;
     let content: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
@@ -159,6 +179,7 @@ fn ssh_every_node(suite: &Suite, topo: &'static str) -> Result<()> {
             == (3, "out\n", b"err\n".as_slice()),
         "exec passes exit code and both streams through: {out:?}"
     );
+    exec_streams_as_output_arrives(&guest)?;
 
     let options = UpOptions {
         image_dir: suite.image.clone(),
@@ -212,11 +233,12 @@ fn ping_data_network(suite: &Suite, topo: &'static str) -> Result<()> {
         .context("dst NIC")?
         .name
         .clone();
-    // `-Z root`: the guest has no `tcpdump` user to drop privileges to.
+    // Plain `tcpdump`: it drops privileges to the image's `tcpdump` user after opening the
+    // capture, and fails (no packet, its reason on stderr) if that user is missing.
     let receiver = lab.guest(c.dst)?;
     let capture = std::thread::spawn(move || {
         receiver.exec(&format!(
-            "timeout 20 tcpdump -Z root -n -l -i {dst_iface} -c 1 'icmp[icmptype] == icmp-echo' 2>/dev/null"
+            "timeout 20 tcpdump -n -l -i {dst_iface} -c 1 'icmp[icmptype] == icmp-echo'"
         ))
     });
     let sender = lab.guest(c.src)?;
@@ -232,11 +254,13 @@ fn ping_data_network(suite: &Suite, topo: &'static str) -> Result<()> {
             Err("no packet captured yet")
         },
     )?;
-    let seen = capture.join().expect("capture thread")?.stdout_str();
+    let out = capture.join().expect("capture thread")?;
+    let seen = out.stdout_str();
     ensure!(
         seen.contains(&format!("IP {src} > {dst}")),
-        "receiver {} did not see {src} as the source: {seen:?}",
-        c.dst
+        "receiver {} did not see {src} as the source: {seen:?} (tcpdump's stderr: {:?})",
+        c.dst,
+        String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
 }
@@ -337,4 +361,73 @@ fn down_leaves_nothing(suite: &Suite, topo: &'static str) -> Result<()> {
         "a QEMU survived down"
     );
     assert_nothing_left(&name)
+}
+
+/// A sink noting when each chunk of output arrived.
+struct Timed {
+    started: Instant,
+    chunks: Vec<(Duration, Vec<u8>)>,
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.chunks.push((self.started.elapsed(), buf.to_vec()));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `Guest::exec_streaming` (what `kubelab exec` prints through) hands on each stream's
+/// output while the command still runs: chunks written a second or more apart by the guest
+/// arrive that far apart, each on its own stream, and the exit code comes last.
+fn exec_streams_as_output_arrives(guest: &Guest) -> Result<()> {
+    let started = Instant::now();
+    let (mut out, mut err) = (
+        Timed {
+            started,
+            chunks: Vec::new(),
+        },
+        Timed {
+            started,
+            chunks: Vec::new(),
+        },
+    );
+    let status = guest.exec_streaming(
+        "echo first; sleep 2; echo second >&2; sleep 1; echo third; exit 4",
+        &[],
+        &mut out,
+        &mut err,
+    )?;
+    let text = |t: &Timed| {
+        t.chunks
+            .iter()
+            .flat_map(|(_, c)| c.clone())
+            .collect::<Vec<u8>>()
+    };
+    ensure!(
+        (status, text(&out).as_slice(), text(&err).as_slice())
+            == (4, b"first\nthird\n".as_slice(), b"second\n".as_slice()),
+        "streamed exec: status {status}, stdout {:?}, stderr {:?}",
+        out.chunks,
+        err.chunks
+    );
+    let at = |t: &Timed, what: &[u8]| {
+        t.chunks
+            .iter()
+            .find(|(_, c)| c.windows(what.len()).any(|w| w == what))
+            .map(|(at, _)| *at)
+    };
+    let (first, second, third) = (at(&out, b"first"), at(&err, b"second"), at(&out, b"third"));
+    let (Some(first), Some(second), Some(third)) = (first, second, third) else {
+        bail!("a line is missing: {:?} / {:?}", out.chunks, err.chunks);
+    };
+    // The guest sleeps 2 s and 1 s between the lines; allow half of each for jitter.
+    ensure!(
+        second >= first + Duration::from_secs(1) && third >= second + Duration::from_millis(500),
+        "output was not handed on as it came: first {first:?}, second (stderr) {second:?}, \
+         third {third:?} after the start"
+    );
+    Ok(())
 }

@@ -52,7 +52,10 @@ pub struct Suite {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent directory")
+        .to_path_buf()
 }
 
 /// A topology file of the repository.
@@ -319,7 +322,7 @@ impl LabGuard {
         Ok(Guest::wait_ready(
             &self.lab.plan.namespace,
             ip,
-            &self.lab.dir.ssh_key(),
+            &self.lab.credentials(node)?,
             Duration::from_secs(30),
         )?)
     }

@@ -13,6 +13,9 @@
 //!
 //! The format is versioned by [`NodeConfig::version`]; an init that does not know a version
 //! refuses it instead of guessing.
+//!
+//! A second, optional fw_cfg item, [`FW_CFG_SSH_HOST_KEY`], carries the node's SSH host key
+//! ([`host_key`]), kept out of the JSON so that init copies it to dropbear unchanged.
 
 #![warn(missing_docs)]
 
@@ -27,6 +30,15 @@ pub const FW_CFG_NAME: &str = "opt/io.kubelab/node.json";
 
 /// Where the guest kernel exposes [`FW_CFG_NAME`] once `qemu_fw_cfg` is loaded.
 pub const GUEST_SYSFS_PATH: &str = "/sys/firmware/qemu_fw_cfg/by_name/opt/io.kubelab/node.json/raw";
+
+/// The fw_cfg item holding the node's SSH host key, in [`host_key`]'s format. Optional: a
+/// guest started without it makes its own host key on the first connection (dropbear `-R`),
+/// which a client cannot verify.
+pub const FW_CFG_SSH_HOST_KEY: &str = "opt/io.kubelab/ssh_host_ed25519_key";
+
+/// Where the guest kernel exposes [`FW_CFG_SSH_HOST_KEY`].
+pub const GUEST_SSH_HOST_KEY_PATH: &str =
+    "/sys/firmware/qemu_fw_cfg/by_name/opt/io.kubelab/ssh_host_ed25519_key/raw";
 
 /// The only format version this crate reads and writes.
 pub const VERSION: u32 = 1;
@@ -43,6 +55,49 @@ pub mod marks {
     pub const SSH_STARTED: &str = "kubelab-init: ssh-started";
     /// Init refuses to continue; the rest of the line says why.
     pub const FATAL: &str = "kubelab-init: fatal:";
+}
+
+/// The node's SSH host key as it travels through fw_cfg: an ed25519 key in dropbear's key
+/// file format, so init writes it to `/etc/dropbear/` unchanged. The harness makes one key
+/// pair per node before the boot and keeps the public half, so it can check the guest it
+/// reaches is the one it started (no trust on first use), and the guest spends no time on
+/// key generation.
+///
+/// Format (SSH wire encoding): `string "ssh-ed25519"`, `string (seed[32] || public[32])`.
+pub mod host_key {
+    /// The key type, as SSH names it.
+    pub const KEY_TYPE: &str = "ssh-ed25519";
+    /// Length of an encoded key: two length-prefixed strings.
+    pub const ENCODED_LEN: usize = 4 + KEY_TYPE.len() + 4 + 64;
+
+    /// Encodes an ed25519 key from its 32-byte seed and 32-byte public key.
+    pub fn encode(seed: &[u8; 32], public: &[u8; 32]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ENCODED_LEN);
+        out.extend_from_slice(&(KEY_TYPE.len() as u32).to_be_bytes());
+        out.extend_from_slice(KEY_TYPE.as_bytes());
+        out.extend_from_slice(&64u32.to_be_bytes());
+        out.extend_from_slice(seed);
+        out.extend_from_slice(public);
+        out
+    }
+
+    /// Checks that `bytes` is an encoded key; says what is wrong otherwise.
+    pub fn check(bytes: &[u8]) -> Result<(), String> {
+        if bytes.len() != ENCODED_LEN {
+            return Err(format!(
+                "{} bytes; an ed25519 key in dropbear's format has {ENCODED_LEN}",
+                bytes.len()
+            ));
+        }
+        let mut header = Vec::with_capacity(4 + KEY_TYPE.len() + 4);
+        header.extend_from_slice(&(KEY_TYPE.len() as u32).to_be_bytes());
+        header.extend_from_slice(KEY_TYPE.as_bytes());
+        header.extend_from_slice(&64u32.to_be_bytes());
+        if !bytes.starts_with(&header) {
+            return Err(format!("not an {KEY_TYPE} key in dropbear's format"));
+        }
+        Ok(())
+    }
 }
 
 /// Everything that makes one VM of a lab a particular node.
@@ -318,6 +373,27 @@ mod tests {
         let mut config = sample();
         config.hostname = "-cp1".into();
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn host_keys_encode_and_check() {
+        let key = host_key::encode(&[1; 32], &[2; 32]);
+        assert_eq!(key.len(), host_key::ENCODED_LEN);
+        assert_eq!(&key[..4], &[0, 0, 0, 11]);
+        assert_eq!(&key[4..15], b"ssh-ed25519");
+        assert_eq!(&key[15..19], &[0, 0, 0, 64]);
+        assert_eq!(&key[19..51], &[1; 32]);
+        assert_eq!(&key[51..], &[2; 32]);
+        host_key::check(&key).unwrap();
+        let err = host_key::check(&key[..80]).unwrap_err();
+        assert!(err.contains("80 bytes"), "{err}");
+        let mut rsa = key.clone();
+        rsa[4..15].copy_from_slice(b"ssh-rsa-xyz");
+        assert!(
+            host_key::check(&rsa)
+                .unwrap_err()
+                .contains("not an ssh-ed25519")
+        );
     }
 
     #[test]

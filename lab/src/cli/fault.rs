@@ -77,7 +77,7 @@ pub fn run(lab: &str, command: FaultCommand) -> Result<i32, CliError> {
     };
     let lab = Lab::open(&StateRoot::from_env(), lab)?;
     inject(&SystemHost, &lab, &fault)?;
-    println!("{}: done", describe(&fault));
+    kubelab::outln!("{}: done", describe(&fault));
     Ok(0)
 }
 

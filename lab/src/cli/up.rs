@@ -95,10 +95,16 @@ pub fn run(args: &UpArgs) -> Result<i32, CliError> {
     let mut topology = Topology::load(&root.lab(&state.name).topology())?;
     topology.rename(&state.name)?;
     let plan = NetPlan::new(&topology);
-    println!();
-    println!(
+    kubelab::outln!();
+    kubelab::outln!(
         "{:<12} {:<14} {:<15} {:<28} {:>7} {:>9} {:>7}",
-        "NODE", "ROLE", "MGMT", "ADDRESSES", "KERNEL", "USERSPACE", "SSH"
+        "NODE",
+        "ROLE",
+        "MGMT",
+        "ADDRESSES",
+        "KERNEL",
+        "USERSPACE",
+        "SSH"
     );
     let secs = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{s:.2}s"));
     for (node, ns) in topology.nodes.iter().zip(&state.nodes) {
@@ -107,7 +113,7 @@ pub fn run(args: &UpArgs) -> Result<i32, CliError> {
             .filter(|n| !n.management)
             .map(|n| format!("{}={}", n.name, n.address))
             .collect();
-        println!(
+        kubelab::outln!(
             "{:<12} {:<14} {:<15} {:<28} {:>7} {:>9} {:>7}",
             node.name,
             super::lab::role(node.role),
@@ -120,8 +126,8 @@ pub fn run(args: &UpArgs) -> Result<i32, CliError> {
             secs(ns.ssh_s),
         );
     }
-    println!();
-    println!(
+    kubelab::outln!();
+    kubelab::outln!(
         "lab {} is up: {} nodes SSH-ready in {total:.2}s ({}). Try `kubelab exec {} {} -- ip addr`, \
          remove it with `kubelab down {}`.",
         state.name,

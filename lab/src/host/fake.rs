@@ -11,6 +11,7 @@ use ipnetwork::Ipv4Network;
 use kubelab_nodeconfig::marks;
 
 use super::{Host, HostError, QemuLaunch};
+use crate::guest::Credentials;
 use crate::state::{Resource, StateRoot};
 
 #[derive(Default)]
@@ -211,7 +212,12 @@ impl Host for RecordingHost {
         Ok(())
     }
 
-    fn ssh_ready(&self, _ns: &str, _ip: Ipv4Addr, _key: &Path) -> Result<(), String> {
+    fn ssh_ready(
+        &self,
+        _ns: &str,
+        _ip: Ipv4Addr,
+        _credentials: &Credentials,
+    ) -> Result<(), String> {
         Ok(())
     }
 }

@@ -17,6 +17,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ipnetwork::Ipv4Network;
+
+use crate::guest::Credentials;
 pub use system::SystemHost;
 
 /// A host operation that failed.
@@ -92,7 +94,7 @@ pub trait Host: Send + Sync {
     fn is_ours(&self, pid: u32, marker: &Path) -> bool;
     /// Sends SIGKILL to `pid`.
     fn kill(&self, pid: u32) -> Result<(), HostError>;
-    /// Whether the guest at `ip` (management address, inside `ns`) accepts the lab's SSH key
-    /// and runs a command.
-    fn ssh_ready(&self, ns: &str, ip: Ipv4Addr, key: &Path) -> Result<(), String>;
+    /// Whether the guest at `ip` (management address, inside `ns`) presents the node's host
+    /// key, accepts the lab's SSH key and runs a command.
+    fn ssh_ready(&self, ns: &str, ip: Ipv4Addr, credentials: &Credentials) -> Result<(), String>;
 }

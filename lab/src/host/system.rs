@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use ipnetwork::Ipv4Network;
 
 use super::{Host, HostError, QemuLaunch};
+use crate::guest::Credentials;
 
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -186,8 +187,9 @@ impl Host for SystemHost {
         }
     }
 
-    fn ssh_ready(&self, ns: &str, ip: Ipv4Addr, key: &Path) -> Result<(), String> {
-        let guest = crate::guest::Guest::connect(ns, ip, key).map_err(|e| error_chain(&e))?;
+    fn ssh_ready(&self, ns: &str, ip: Ipv4Addr, credentials: &Credentials) -> Result<(), String> {
+        let guest =
+            crate::guest::Guest::connect(ns, ip, credentials).map_err(|e| error_chain(&e))?;
         match guest.exec("true") {
             Ok(out) if out.status == 0 => Ok(()),
             Ok(out) => Err(format!("`true` exited with {}", out.status)),

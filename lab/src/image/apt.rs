@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::Error;
 use super::lock::{LOCK_FORMAT, Lock, LockedPackage};
 use super::recipe::Recipe;
+use super::{Error, run_command as run};
 
 /// Resolves `recipe` into a lock with apt.
 pub fn resolve(recipe: &Recipe) -> Result<Lock, Error> {
@@ -202,23 +202,6 @@ pub fn download(packages: &[&LockedPackage], dir: &Path) -> Result<Vec<PathBuf>,
             }
         })
         .collect()
-}
-
-/// Runs a command and returns its stdout, or an error with its stderr.
-fn run(cmd: &mut Command) -> Result<String, Error> {
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().map_err(|source| Error::Spawn {
-        command: shown.clone(),
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(Error::CommandFailed {
-            command: shown,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `Inst NAME (VERSION SUITES [ARCH])` lines of `apt-get -s install`.

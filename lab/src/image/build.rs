@@ -29,7 +29,7 @@ use super::{BuildOptions, BuiltImage, Error, MANIFEST_FILE, Manifest, deb, elf, 
 
 /// Version of the builder's output format. Bump it whenever the builder would produce
 /// different bytes from the same inputs, so old cache entries are not reused.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Kernel command line every VM of the image gets. `quiet`: every console line costs a trap
 /// into QEMU; `cryptomgr.notests`: the crypto self-tests take ~1 s of a TCG boot

@@ -72,8 +72,8 @@ pub fn run(command: ImageCommand) -> anyhow::Result<()> {
                 ..BuildOptions::for_repo(&repo, kubelabd)
             };
             let image = build(&options).context("building the guest image")?;
-            println!("{}", image.dir.display());
-            println!("{}", image.manifest.hash);
+            crate::outln!("{}", image.dir.display());
+            crate::outln!("{}", image.manifest.hash);
             eprintln!(
                 "image {} ({:.2} s)",
                 if image.cached {

@@ -99,8 +99,8 @@ impl BuiltImage {
     }
 
     /// The QEMU arguments that boot this image; see [`qemu_image_args`].
-    pub fn qemu_args(&self, extra_cmdline: &str) -> Vec<String> {
-        qemu_image_args(&self.dir, &self.manifest, extra_cmdline)
+    pub fn qemu_args(&self, extra_cmdline: &str, transport: VirtioTransport) -> Vec<String> {
+        qemu_image_args(&self.dir, &self.manifest, extra_cmdline, transport)
     }
 }
 
@@ -108,12 +108,37 @@ impl BuiltImage {
 /// faster than SeaBIOS (docs/images.md, "Boot speed").
 pub const QBOOT_ROM: &str = "/usr/share/qemu/qboot.rom";
 
+/// How a machine attaches virtio devices. The image's initramfs has the drivers of both,
+/// so it boots on `microvm` as well as on `q35` or `pc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VirtioTransport {
+    /// PCI (`q35`, `pc`): devices are `virtio-<kind>-pci`.
+    Pci,
+    /// Memory-mapped (`microvm`, described to the guest by ACPI): `virtio-<kind>-device`.
+    Mmio,
+}
+
+impl VirtioTransport {
+    /// The QEMU device name of a virtio `kind` (`blk`, `net`, `rng`) on this transport.
+    pub fn device(self, kind: &str) -> String {
+        match self {
+            VirtioTransport::Pci => format!("virtio-{kind}-pci"),
+            VirtioTransport::Mmio => format!("virtio-{kind}-device"),
+        }
+    }
+}
+
 /// The QEMU arguments that boot the image in `dir`: kernel, initramfs, command line (plus
 /// `extra_cmdline`, if any), the root filesystem as a read-only virtio disk (QEMU takes a
-/// shared lock, so every VM of a lab can use the same file) and a virtio RNG (entropy for
-/// the host keys at once). Machine, firmware, CPU, memory, NICs, fw_cfg, serial and QMP are
-/// the VM layer's; docs/images.md lists what the image expects of them.
-pub fn qemu_image_args(dir: &Path, manifest: &Manifest, extra_cmdline: &str) -> Vec<String> {
+/// shared lock, so every VM of a lab can use the same file) and a virtio RNG (entropy at
+/// once), both on `transport`. Machine, firmware, CPU, memory, NICs, fw_cfg, serial and QMP
+/// are the VM layer's; docs/images.md lists what the image expects of them.
+pub fn qemu_image_args(
+    dir: &Path,
+    manifest: &Manifest,
+    extra_cmdline: &str,
+    transport: VirtioTransport,
+) -> Vec<String> {
     let mut cmdline = manifest.cmdline.clone();
     if !extra_cmdline.is_empty() {
         cmdline.push(' ');
@@ -135,10 +160,10 @@ pub fn qemu_image_args(dir: &Path, manifest: &Manifest, extra_cmdline: &str) -> 
                 dir.join(rootfs).display()
             ),
             "-device".into(),
-            "virtio-blk-pci,drive=rootfs".into(),
+            format!("{},drive=rootfs", transport.device("blk")),
         ]);
     }
-    args.extend(["-device".into(), "virtio-rng-pci".into()]);
+    args.extend(["-device".into(), transport.device("rng")]);
     args
 }
 
@@ -259,4 +284,21 @@ pub enum Error {
         /// The `DT_NEEDED` name.
         library: String,
     },
+}
+
+/// Runs a command and returns its stdout, or an error with its stderr.
+fn run_command(cmd: &mut std::process::Command) -> Result<String, Error> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|source| Error::Spawn {
+        command: shown.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(Error::CommandFailed {
+            command: shown,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -107,14 +107,22 @@ pub fn add_base(tree: &mut Tree) {
         (
             "etc/passwd",
             0o644,
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+            "root:x:0:0:root:/root:/bin/sh\n\
+             tcpdump:x:100:100:tcpdump:/nonexistent:/bin/false\n\
+             nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
         ),
-        ("etc/group", 0o644, "root:x:0:\nnogroup:x:65534:\n"),
+        // tcpdump (Debian's build) drops privileges to user `tcpdump` after opening the
+        // capture; without that user it refuses to run unless given `-Z root`.
+        (
+            "etc/group",
+            0o644,
+            "root:x:0:\ntcpdump:x:100:\nnogroup:x:65534:\n",
+        ),
         // `*`: no password can ever match; login is by key only (dropbear -s).
         (
             "etc/shadow",
             0o600,
-            "root:*:0:0:99999:7:::\nnobody:*:0:0:99999:7:::\n",
+            "root:*:0:0:99999:7:::\ntcpdump:*:0:0:99999:7:::\nnobody:*:0:0:99999:7:::\n",
         ),
         ("etc/shells", 0o644, "/bin/sh\n/bin/ash\n"),
         ("etc/hosts", 0o644, "127.0.0.1\tlocalhost\n"),

@@ -7,6 +7,7 @@
 
 pub mod down;
 pub mod fault;
+mod node;
 pub mod status;
 pub mod up;
 
@@ -16,7 +17,8 @@ mod tests;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use crate::guest::{Guest, GuestError};
+use crate::guest::keys::HostKey;
+use crate::guest::{Credentials, Guest, GuestError};
 use crate::host::HostError;
 use crate::net::NetPlan;
 use crate::state::{LabDir, LabState, StateError, StateRoot};
@@ -128,9 +130,9 @@ pub enum LabError {
         /// Its last lines.
         console: String,
     },
-    /// Creating the SSH key pair failed.
-    #[error("cannot create the lab's SSH key")]
-    Key(#[source] std::io::Error),
+    /// Creating or reading an SSH key failed.
+    #[error(transparent)]
+    Key(#[from] crate::guest::keys::KeyError),
     /// The state directory.
     #[error(transparent)]
     State(#[from] StateError),
@@ -202,13 +204,29 @@ impl Lab {
             })
     }
 
+    /// How to log in to `node`: the lab's key, and the host key made for the node (labs
+    /// started before host keys were made have none; any key is accepted then).
+    pub fn credentials(&self, node: &str) -> Result<Credentials, LabError> {
+        self.mgmt_address(node)?;
+        let path = self.dir.host_key(node);
+        let host_key = if path.with_extension("pub").exists() {
+            Some(HostKey::load(&path)?.blob)
+        } else {
+            None
+        };
+        Ok(Credentials {
+            key: self.dir.ssh_key(),
+            host_key,
+        })
+    }
+
     /// An SSH session to `node`.
     pub fn ssh(&self, node: &str) -> Result<Guest, LabError> {
         let ip = self.mgmt_address(node)?;
         Ok(Guest::connect(
             &self.plan.namespace,
             ip,
-            &self.dir.ssh_key(),
+            &self.credentials(node)?,
         )?)
     }
 

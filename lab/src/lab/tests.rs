@@ -306,6 +306,26 @@ fn down_never_kills_a_recycled_pid() {
 }
 
 #[test]
+fn down_refuses_while_an_up_in_this_process_holds_the_lock() {
+    let f = fixture();
+    let host = RecordingHost::new(&f.root);
+    let dir = f.root.lab("minimal");
+    dir.create().unwrap();
+    let lock = dir.lock_up().unwrap();
+    // Killing that `up` would kill the caller: refused, nothing touched.
+    assert!(matches!(
+        down(&host, &f.root, "minimal"),
+        Err(LabError::Starting { .. })
+    ));
+    assert!(dir.exists());
+    assert!(!host.ops().iter().any(|o| o.starts_with("kill")));
+    drop(lock);
+    let report = down(&host, &f.root, "minimal").unwrap();
+    assert_eq!(report.stopped_up, None);
+    assert!(!dir.exists());
+}
+
+#[test]
 fn down_of_unknown_lab_is_an_error_and_leaves_foreign_namespaces() {
     let f = fixture();
     let host = RecordingHost::new(&f.root);

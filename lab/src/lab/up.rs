@@ -7,25 +7,23 @@
 //! 3. Network: namespace, one bridge per network, the management bridge with the host's
 //!    address, a tap per VM NIC. Each resource goes into the journal *before* it is created,
 //!    so `down` can remove it even if this process is SIGKILLed right after.
-//! 4. One thread per node: write its fw_cfg config, start QEMU detached in the namespace,
+//! 4. One thread per node ([`super::node`]): write its fw_cfg config, start QEMU detached in the namespace,
 //!    follow the console for `kernel` and `userspace`, poll SSH until it answers; report each
 //!    stage through the progress callback.
 //! 5. Save `state.json` with PIDs and boot times. On any failure after step 2 the lab is torn
-//!    down with [`super::down::down`] and the error (with the console's last lines) returned.
+//!    down (`down::teardown`, under this `up`'s lock) and the error (with the console's last lines) returned.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::guest::keys::{self, HostKey};
 use crate::host::Host;
 use crate::image::Manifest;
 use crate::net::{MGMT_BRIDGE, NetPlan};
 use crate::state::{Accel, LabDir, LabState, NodeState, Resource, StateRoot};
 use crate::topology::Topology;
 use crate::vm::accel::{self, Reason};
-use crate::vm::console::{self, Stage};
-use crate::vm::qemu::VmSpec;
-use crate::wait::wait_until;
 
 use super::LabError;
 
@@ -149,7 +147,7 @@ pub fn up(
         Ok(state) => Ok(state),
         Err(err) => {
             tracing::warn!(lab = %name, error = %err, "up failed; tearing the lab down");
-            if let Err(down_err) = super::down::down(host, root, &name) {
+            if let Err(down_err) = super::down::teardown(host, root, &name) {
                 tracing::error!(lab = %name, error = %down_err, "teardown after failed up");
             }
             Err(err)
@@ -204,8 +202,7 @@ fn boot(
         }
     })?;
     let public_key =
-        crate::guest::keys::generate(&dir.ssh_key(), &format!("kubelab-{}", topology.name))
-            .map_err(LabError::Key)?;
+        crate::guest::keys::generate(&dir.ssh_key(), &format!("kubelab-{}", topology.name))?;
     let (accel, reason) = match options.accel {
         Some(a) => (a, Reason::Forced),
         None => accel::choose(root.path(), &options.image_dir, manifest),
@@ -267,7 +264,7 @@ fn boot(
                 let journal = &journal;
                 let public_key = &public_key;
                 scope.spawn(move || {
-                    boot_node(
+                    super::node::boot_node(
                         host, dir, topology, plan, manifest, options, accel, index, public_key,
                         journal, progress,
                     )
@@ -291,6 +288,7 @@ fn boot(
     if let Some(err) = first_error {
         return Err(err);
     }
+    write_known_hosts(dir, topology, plan)?;
 
     // 5. Done.
     state.ready = true;
@@ -298,127 +296,16 @@ fn boot(
     Ok(state)
 }
 
-#[allow(clippy::too_many_arguments)] // Per-thread context of `boot`.
-fn boot_node(
-    host: &dyn Host,
-    dir: &LabDir,
-    topology: &Topology,
-    plan: &NetPlan,
-    manifest: &Manifest,
-    options: &UpOptions,
-    accel: Accel,
-    index: usize,
-    public_key: &str,
-    journal: &Mutex<()>,
-    progress: &(dyn Fn(Event) + Sync),
-) -> Result<NodeState, LabError> {
-    let node = &topology.nodes[index];
-    let name = node.name.clone();
-    let io = |path: PathBuf| move |source| crate::state::StateError::Io { path, source };
-    let node_dir = dir.node_dir(&name);
-    std::fs::create_dir_all(&node_dir).map_err(io(node_dir.clone()))?;
-    let config = plan.node_config(topology, index, public_key);
-    let config_path = dir.node_config(&name);
-    std::fs::write(&config_path, config.to_json()).map_err(io(config_path.clone()))?;
-
-    let spec = VmSpec {
-        name: format!("{}/{}", topology.name, name),
-        image_dir: &options.image_dir,
-        manifest,
-        vcpus: node.vcpus,
-        memory_mib: node.memory_mib,
-        nics: plan.node_nics(&name).collect(),
-        accel,
-        node_config: config_path,
-        qmp_socket: dir.qmp_socket(&name),
-        serial_log: dir.serial_log(&name),
-        pidfile: dir.pidfile(&name),
-    };
-    let launch = spec.launch();
-    let started = Instant::now();
-    let emit = |stage| {
-        progress(Event::Stage {
-            node: name.clone(),
-            stage,
-            elapsed: started.elapsed(),
-        })
-    };
-    emit(NodeStage::Starting);
-    {
-        let _guard = journal.lock().unwrap_or_else(|e| e.into_inner());
-        dir.record(&Resource::Qemu {
-            node: name.clone(),
-            pidfile: launch.pidfile.clone(),
-        })?;
+/// `known_hosts` for OpenSSH (`kubelab ssh`): each node's management address and host key.
+fn write_known_hosts(dir: &LabDir, topology: &Topology, plan: &NetPlan) -> Result<(), LabError> {
+    let mut text = String::new();
+    for node in &topology.nodes {
+        let key = HostKey::load(&dir.host_key(&node.name))?;
+        let addr = plan.mgmt_address(&node.name).expect("plan has every node");
+        text.push_str(&keys::known_hosts_line(&addr.to_string(), &key));
+        text.push('\n');
     }
-    let pid = host.start_qemu(&plan.namespace, &launch)?;
-    {
-        let _guard = journal.lock().unwrap_or_else(|e| e.into_inner());
-        dir.record(&Resource::QemuPid {
-            node: name.clone(),
-            pid,
-        })?;
-    }
-    tracing::info!(node = %name, pid, "qemu started");
-
-    let mut result = NodeState {
-        name: name.clone(),
-        pid: Some(pid),
-        kernel_s: None,
-        userspace_s: None,
-        ssh_s: None,
-    };
-    let mgmt = plan.mgmt_address(&name).expect("plan has every node");
-    let key = dir.ssh_key();
-    let log = dir.serial_log(&name);
-    let boot_error = |reason: String| LabError::Boot {
-        node: name.clone(),
-        reason,
-        log: log.clone(),
-        console: console::tail(&log, 20),
-    };
-    let mut shown = NodeStage::Starting;
-    // Ok(None): ready. Ok(Some(reason)): give up now. Err: not yet, poll again.
-    let waited = wait_until(
-        &format!("node {name} to answer SSH"),
-        options.boot_timeout,
-        Duration::from_millis(50),
-        |_| -> Result<Option<String>, String> {
-            let seen = console::scan_file(&log);
-            if let Some(fatal) = seen.fatal {
-                return Ok(Some(format!("init gave up: {fatal}")));
-            }
-            if !host.is_ours(pid, dir.path()) {
-                return Ok(Some("QEMU exited".into()));
-            }
-            let stage = match seen.stage {
-                Stage::Starting => NodeStage::Starting,
-                Stage::Kernel => NodeStage::Kernel,
-                _ => NodeStage::Userspace,
-            };
-            for s in [NodeStage::Kernel, NodeStage::Userspace] {
-                if stage >= s && shown < s {
-                    shown = s;
-                    let at = started.elapsed().as_secs_f64();
-                    match s {
-                        NodeStage::Kernel => result.kernel_s = Some(at),
-                        _ => result.userspace_s = Some(at),
-                    }
-                    emit(s);
-                }
-            }
-            if stage < NodeStage::Userspace {
-                return Err(format!("console shows {}", seen.stage));
-            }
-            host.ssh_ready(&plan.namespace, mgmt, &key).map(|()| None)
-        },
-    );
-    match waited {
-        Ok(None) => {}
-        Ok(Some(reason)) => return Err(boot_error(reason)),
-        Err(timeout) => return Err(boot_error(timeout.to_string())),
-    }
-    result.ssh_s = Some(started.elapsed().as_secs_f64());
-    emit(NodeStage::SshReady);
-    Ok(result)
+    let path = dir.known_hosts();
+    std::fs::write(&path, text).map_err(|source| crate::state::StateError::Io { path, source })?;
+    Ok(())
 }

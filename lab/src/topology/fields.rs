@@ -66,29 +66,18 @@ pub(super) fn is_dns_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// A lab network: an IPv4 network without host bits, with room for a few nodes.
 pub(super) fn parse_cidr(
     ctx: &Ctx<'_>,
     s: &Spanned<String>,
     field: &str,
 ) -> Result<Ipv4Network, Box<Diagnostic>> {
-    let net: Ipv4Network = s.get_ref().parse().map_err(|_| {
-        ctx.at(
-            s,
-            field,
-            quoted(s),
-            "is not an IPv4 network",
-            "write it as ADDRESS/PREFIX, e.g. \"10.1.0.0/24\"",
-        )
-    })?;
-    if net.network() != net.ip() {
-        return Err(ctx.at(
-            s,
-            field,
-            quoted(s),
-            "has host bits set",
-            format!("did you mean \"{}/{}\"?", net.network(), net.prefix()),
-        ));
-    }
+    let net = parse_network(
+        ctx,
+        s,
+        field,
+        "write it as ADDRESS/PREFIX, e.g. \"10.1.0.0/24\"",
+    )?;
     if net.prefix() > 29 {
         return Err(ctx.at(
             s,
@@ -139,20 +128,26 @@ pub(super) fn ranged(
     }
 }
 
+/// Any IPv4 network without host bits (a route's destination).
 pub(super) fn parse_cidr_any(
     ctx: &Ctx<'_>,
     s: &Spanned<String>,
     field: &str,
 ) -> Result<Ipv4Network, Box<Diagnostic>> {
-    let net: Ipv4Network = s.get_ref().parse().map_err(|_| {
-        ctx.at(
-            s,
-            field,
-            quoted(s),
-            "is not an IPv4 network",
-            "write it as ADDRESS/PREFIX",
-        )
-    })?;
+    parse_network(ctx, s, field, "write it as ADDRESS/PREFIX")
+}
+
+/// An IPv4 network without host bits; `hint` says how to write one.
+fn parse_network(
+    ctx: &Ctx<'_>,
+    s: &Spanned<String>,
+    field: &str,
+    hint: &str,
+) -> Result<Ipv4Network, Box<Diagnostic>> {
+    let net: Ipv4Network = s
+        .get_ref()
+        .parse()
+        .map_err(|_| ctx.at(s, field, quoted(s), "is not an IPv4 network", hint))?;
     if net.network() != net.ip() {
         return Err(ctx.at(
             s,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kubelab_nodeconfig::{Interface, NodeConfig, Role, Route, VERSION, marks};
 
-use crate::util::{self, Netns, Qemu};
+use crate::util::{self, Netns, Qemu, Variant};
 
 const MAC: &str = "52:54:00:6b:6c:02";
 const GUEST: &str = "10.213.0.2";
@@ -220,15 +220,15 @@ fn boots_to_ssh_restarts_services_and_powers_off() {
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// Boots with `node_json` and no NIC; expects a FATAL line containing `reason` and QEMU to
-/// exit by itself (the guest powered off, it did not hang or panic).
-fn expect_fatal(test: &str, node_json: &[u8], reason: &str) {
+/// Boots with `node_json` and no NIC on `variant`; expects a FATAL line containing `reason`
+/// and QEMU to exit by itself (the guest powered off, it did not hang or panic).
+fn expect_fatal(test: &str, node_json: &[u8], reason: &str, variant: &Variant) {
     if let Some(reason) = needs() {
         return util::skip(test, &reason);
     }
     let started = Instant::now();
     let image = util::shared_image();
-    let mut vm = Qemu::boot(&image, node_json, None);
+    let mut vm = Qemu::boot_variant(&image, node_json, None, variant);
     vm.wait_for(marks::FATAL, BOOT_DEADLINE);
     assert!(
         vm.wait_exit(Duration::from_secs(30)),
@@ -256,14 +256,19 @@ fn an_unknown_config_version_is_fatal_with_a_clear_message() {
         "an_unknown_config_version_is_fatal_with_a_clear_message",
         value.to_string().as_bytes(),
         "format version 7",
+        &Variant::default(),
     );
 }
 
+/// Also shows the image boots on `q35` with PCI virtio devices (not the lab's `microvm`):
+/// init gets through the initramfs, the root disk and the node config before it refuses.
 #[test]
 fn a_config_naming_a_missing_nic_is_fatal_with_a_clear_message() {
+    let qboot = std::path::Path::new(kubelab::image::QBOOT_ROM);
     expect_fatal(
         "a_config_naming_a_missing_nic_is_fatal_with_a_clear_message",
         &config("ssh-ed25519 AAAA k").to_json(),
         &format!("no NIC with MAC {MAC}"),
+        &Variant::q35("q35", qboot.exists().then(|| qboot.to_path_buf())),
     );
 }

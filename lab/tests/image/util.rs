@@ -189,25 +189,51 @@ impl Drop for Netns {
     }
 }
 
-/// How to start QEMU: the default is what docs/images.md recommends; the boot benchmark
-/// compares it with other choices.
+/// How to start QEMU: the default is the lab's own setup (`kubelab::vm::qemu`: `microvm`,
+/// virtio-mmio, the host's TSC rate on the command line); the boot benchmark compares it
+/// with other choices.
 #[derive(Debug, Clone)]
 pub struct Variant {
     /// `-machine` value.
     pub machine: String,
-    /// `-bios` file; `None` is QEMU's default (SeaBIOS).
+    /// `-cpu` value.
+    pub cpu: String,
+    /// `-bios` file; `None` is the machine's default firmware.
     pub bios: Option<PathBuf>,
     /// A kernel file to use instead of the image's.
     pub kernel: Option<PathBuf>,
+    /// How virtio devices attach.
+    pub transport: image::VirtioTransport,
+    /// Added to the image's kernel command line.
+    pub cmdline: String,
 }
 
 impl Default for Variant {
     fn default() -> Self {
-        let qboot = Path::new("/usr/share/qemu/qboot.rom");
+        use kubelab::state::Accel;
+        use kubelab::vm::qemu;
+        let machine = qemu::machine_args(Accel::Tcg);
         Self {
-            machine: "q35,accel=tcg".into(),
-            bios: qboot.exists().then(|| qboot.to_path_buf()),
+            machine: machine[1].clone(),
+            cpu: machine[3].clone(),
+            bios: None,
             kernel: None,
+            transport: qemu::TRANSPORT,
+            cmdline: qemu::kernel_cmdline_extra(Accel::Tcg),
+        }
+    }
+}
+
+impl Variant {
+    /// `q35` with PCI virtio devices, `-cpu max`, and `bios` (`None`: SeaBIOS).
+    pub fn q35(machine: &str, bios: Option<PathBuf>) -> Self {
+        Self {
+            machine: format!("{machine},accel=tcg"),
+            cpu: "max".into(),
+            bios,
+            kernel: None,
+            transport: image::VirtioTransport::Pci,
+            cmdline: "loglevel=6".into(),
         }
     }
 }
@@ -222,6 +248,12 @@ pub struct Qemu {
 }
 
 impl Qemu {
+    /// QEMU's PID (the boot benchmark reads its CPU time).
+    #[allow(dead_code)] // Used by benches/boot.rs, which includes this file; not by the tests.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Boots `image` with `node_json` as its fw_cfg NodeConfig and, if given, one NIC with
     /// `mac` on `netns`'s tap.
     pub fn boot(image: &BuiltImage, node_json: &[u8], net: Option<(&Netns, &str)>) -> Self {
@@ -249,12 +281,14 @@ impl Qemu {
             "-no-user-config",
             "-machine",
             &variant.machine,
+            "-cpu",
+            &variant.cpu,
         ])
         .args(["-m", "256", "-smp", "1", "-display", "none", "-no-reboot"]);
         if let Some(bios) = &variant.bios {
             cmd.arg("-bios").arg(bios);
         }
-        let mut image_args = image.qemu_args("");
+        let mut image_args = image.qemu_args(&variant.cmdline, variant.transport);
         if let Some(kernel) = &variant.kernel {
             image_args[1] = kernel.display().to_string();
         }
@@ -274,7 +308,10 @@ impl Qemu {
                 "-netdev",
                 &format!("tap,id=n0,ifname={},script=no,downscript=no", ns.tap),
             ])
-            .args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac}")]);
+            .args([
+                "-device",
+                &format!("{},netdev=n0,mac={mac}", variant.transport.device("net")),
+            ]);
         }
         let child = cmd
             .stdin(Stdio::null())

@@ -56,6 +56,14 @@ pub enum Error {
     /// The node config is missing or invalid.
     #[error("node config {GUEST_SYSFS_PATH}: {0}")]
     Config(String),
+    /// The SSH host key handed in through fw_cfg is not usable.
+    #[error("SSH host key {}: {problem}; the harness writes it with kubelab_nodeconfig::host_key::encode", path.display())]
+    HostKey {
+        /// The fw_cfg file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The network could not be configured as the node config asks.
     #[error(transparent)]
     Net(#[from] net::NetError),
@@ -142,8 +150,8 @@ fn boot() -> Result<supervise::Supervisor, Error> {
     tracing::info!(uptime = uptime(), "network configured");
 
     let mut supervisor = supervise::Supervisor::new(signals, power::InputDevices::open());
-    ssh::prepare(&config)?;
-    supervisor.start(ssh::dropbear_service());
+    let has_host_key = ssh::prepare(&config)?;
+    supervisor.start(ssh::dropbear_service(has_host_key));
     ssh::wait_listening(Duration::from_secs(5))?;
     mark(marks::SSH_STARTED);
     tracing::info!(uptime = uptime(), "ssh listening");

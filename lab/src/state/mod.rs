@@ -9,17 +9,24 @@
 //! topology.toml     copy of the topology file the lab was started from
 //! state.json        what `up` learnt (accelerator, PIDs, boot times), replaced atomically
 //! id_ed25519{,.pub} the lab's SSH key pair
-//! nodes/<node>/     node.json (fw_cfg), qmp.sock, serial.log, qemu.pid
+//! known_hosts       every node's management address and host key (for `kubelab ssh`)
+//! up.lock           flock'd by the running `up` (or `down`); the `up`'s PID
+//! nodes/<node>/     node.json and ssh_host_ed25519_key.dropbear (fw_cfg), the host key
+//!                   pair ssh_host_ed25519_key{,.pub}, qmp.sock, serial.log, qemu.pid
 //! ```
 //!
-//! Creating the directory is the lock: `create_dir` fails if another `up` of the same name
-//! got there first.
+//! Creating the directory claims the name: `create_dir` fails if another `up` of the same
+//! name got there first. `up.lock` then tells a running `up` (it holds an `flock` on the file
+//! and wrote its PID into it) apart from leftover state, and lets `down` stop that `up`
+//! ([`lock`]).
 
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub mod lock;
 
 /// Default root of all lab state directories.
 pub const DEFAULT_ROOT: &str = "/var/lib/kubelab/labs";
@@ -242,30 +249,6 @@ impl LabDir {
         }
     }
 
-    fn lock_path(&self) -> PathBuf {
-        self.path.join("up.lock")
-    }
-
-    /// Takes the `up` lock: held (an open file with an exclusive `flock`) for as long as an
-    /// `up` of this lab runs, released by the kernel when that process ends however it ends.
-    pub fn lock_up(&self) -> Result<fs::File, StateError> {
-        let path = self.lock_path();
-        let file = fs::File::create(&path).map_err(io(&path))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            .map_err(|e| io(&path)(e.into()))?;
-        Ok(file)
-    }
-
-    /// Whether an `up` of this lab is running right now (it holds the lock).
-    pub fn up_in_progress(&self) -> bool {
-        let Ok(file) = fs::File::open(self.lock_path()) else {
-            return false;
-        };
-        let free =
-            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared).is_ok();
-        !free
-    }
-
     fn journal_path(&self) -> PathBuf {
         self.path.join("journal.jsonl")
     }
@@ -362,6 +345,21 @@ impl LabDir {
     pub fn node_config(&self, node: &str) -> PathBuf {
         self.node_dir(node).join("node.json")
     }
+
+    /// The node's SSH host key pair (OpenSSH format; public key: same path plus `.pub`).
+    pub fn host_key(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("ssh_host_ed25519_key")
+    }
+
+    /// The node's host key in dropbear's format: the fw_cfg file the guest gets.
+    pub fn host_key_dropbear(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("ssh_host_ed25519_key.dropbear")
+    }
+
+    /// `known_hosts` with every node's management address and host key, for OpenSSH.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.path.join("known_hosts")
+    }
 }
 
 #[cfg(test)]
@@ -374,18 +372,6 @@ mod tests {
         let dir = StateRoot::at(tmp.path()).lab("a");
         dir.create().unwrap();
         assert!(matches!(dir.create(), Err(StateError::Exists { .. })));
-    }
-
-    #[test]
-    fn up_lock_is_seen_while_held_and_gone_after() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = StateRoot::at(tmp.path()).lab("a");
-        dir.create().unwrap();
-        assert!(!dir.up_in_progress());
-        let lock = dir.lock_up().unwrap();
-        assert!(dir.up_in_progress());
-        drop(lock);
-        assert!(!dir.up_in_progress());
     }
 
     #[test]
