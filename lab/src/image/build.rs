@@ -27,9 +27,26 @@ use super::recipe::Recipe;
 use super::tree::Tree;
 use super::{BuildOptions, BuiltImage, Error, MANIFEST_FILE, Manifest, deb, elf, kernel, rootfs};
 
-/// Version of the builder's output format. Bump it whenever the builder would produce
-/// different bytes from the same inputs, so old cache entries are not reused.
+/// Version of the builder's output format. The builder's own source is an input of the hash
+/// too ([`BUILDER_SOURCE`]), so this only needs a bump when something outside those files
+/// changes the bytes written.
 pub const FORMAT_VERSION: u32 = 5;
+
+/// The source of every module that decides the bytes of an image. Hashing it with the other
+/// inputs means a changed builder never reuses an image built by an older one: the cache is
+/// keyed on everything that made the output, like a Nix store path. (`cli`, `cache`, `apt`,
+/// `lock` and `recipe` only find and check inputs, which are hashed themselves.)
+const BUILDER_SOURCE: &[&str] = &[
+    include_str!("build.rs"),
+    include_str!("cpio.rs"),
+    include_str!("deb.rs"),
+    include_str!("elf.rs"),
+    include_str!("kernel.rs"),
+    include_str!("kmod.rs"),
+    include_str!("manifest.rs"),
+    include_str!("rootfs.rs"),
+    include_str!("tree.rs"),
+];
 
 /// Kernel command line every VM of the image gets. `quiet`: every console line costs a trap
 /// into QEMU; `cryptomgr.notests`: the crypto self-tests take ~1 s of a TCG boot
@@ -61,8 +78,10 @@ pub fn build(options: &BuildOptions) -> Result<BuiltImage, Error> {
     }
     let squashfs_version = mksquashfs_version()?;
 
+    let builder = BUILDER_SOURCE.concat();
     let hash = input_hash(&[
         ("format", FORMAT_VERSION.to_string().as_bytes()),
+        ("builder", builder.as_bytes()),
         ("recipe", &recipe_bytes),
         ("lock", &lock_bytes),
         ("kubelabd", &kubelabd),
