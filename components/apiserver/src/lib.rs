@@ -31,6 +31,7 @@ pub mod kubeconfig;
 pub mod metrics;
 pub mod openapi;
 pub mod patch;
+pub mod pki;
 pub mod protobuf;
 pub mod registry;
 pub mod request;
@@ -39,6 +40,7 @@ pub mod schema;
 pub mod server;
 pub mod storage;
 pub mod table;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
