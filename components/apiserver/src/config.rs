@@ -1,5 +1,8 @@
-//! API server configuration: where the store is and which ranges Services draw from.
+//! API server configuration: where the store is, which ranges Services draw from, and how
+//! clients are served and identified ([`SecurityConfig`]).
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnetwork::Ipv4Network;
@@ -35,6 +38,16 @@ pub enum ConfigError {
     /// A zero limit or interval.
     #[error("{0}: must be greater than zero")]
     Zero(&'static str),
+    /// A `--tls-sans` entry that is neither an IP address nor a DNS name.
+    #[error(
+        "tls_sans: {0:?} is neither an IP address nor a DNS name (letters, digits, '-', '.', optionally a leading '*.')"
+    )]
+    BadSan(String),
+    /// An empty ServiceAccount issuer.
+    #[error(
+        "service_account_issuer: must not be empty (kube's usual value is https://kubernetes.default.svc.cluster.local)"
+    )]
+    NoIssuer,
 }
 
 /// An inclusive port range (`30000-32767`).
@@ -83,6 +96,85 @@ pub struct Config {
     /// How often a watch that asked for bookmarks gets one.
     #[serde(with = "secs")]
     pub bookmark_interval: Duration,
+    /// TLS, authentication and the files they use.
+    pub security: SecurityConfig,
+}
+
+/// How the server is reached and how callers are identified (kube-apiserver's flags).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// `--cert-dir`: the cluster CA, serving certificate and ServiceAccount key, created at
+    /// first start (see `pki`).
+    pub cert_dir: PathBuf,
+    /// `--tls-sans`: extra names (IPs or DNS names) for the serving certificate.
+    #[serde(default)]
+    pub tls_sans: Vec<String>,
+    /// `--advertise-address`: the address clients are told to use (a serving SAN; discovery).
+    #[serde(default)]
+    pub advertise_address: Option<IpAddr>,
+    /// `--client-ca-file`: CA bundle client certificates are verified against, instead of the
+    /// cluster CA.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// `--token-auth-file`: static bearer tokens (CSV `token,user,uid,"group1,group2"`).
+    #[serde(default)]
+    pub token_auth_file: Option<PathBuf>,
+    /// `--service-account-key-file`: ECDSA P-256 PKCS#8 key signing and verifying
+    /// ServiceAccount tokens; default `<cert_dir>/sa.key`, created at first start.
+    #[serde(default)]
+    pub service_account_key_file: Option<PathBuf>,
+    /// `--service-account-issuer`: the `iss` of ServiceAccount tokens (also the API audience).
+    pub service_account_issuer: String,
+    /// `--insecure-plain-http-loopback`: serve plain HTTP (no TLS, so no client
+    /// certificates; bearer tokens still authenticate). Refused unless the listener is on a
+    /// loopback address. For tests and benchmarks only.
+    #[serde(default)]
+    pub plain_http: bool,
+    /// `--kubeconfig-out`: write an admin kubeconfig (CA data, a `kubernetes-admin` client
+    /// certificate in `system:masters`) here once the server is ready.
+    #[serde(default)]
+    pub admin_kubeconfig: Option<PathBuf>,
+}
+
+impl SecurityConfig {
+    /// Defaults: TLS, cert dir as given, kube's usual issuer.
+    pub fn new(cert_dir: impl Into<PathBuf>) -> SecurityConfig {
+        SecurityConfig {
+            cert_dir: cert_dir.into(),
+            tls_sans: Vec::new(),
+            advertise_address: None,
+            client_ca_file: None,
+            token_auth_file: None,
+            service_account_key_file: None,
+            service_account_issuer: crate::authn::serviceaccount::DEFAULT_ISSUER.to_string(),
+            plain_http: false,
+            admin_kubeconfig: None,
+        }
+    }
+
+    /// Checks the fields that can be checked without touching files.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for san in &self.tls_sans {
+            let dns_ok = {
+                let name = san.strip_prefix("*.").unwrap_or(san);
+                !name.is_empty()
+                    && name.len() <= 253
+                    && name.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    })
+            };
+            if san.parse::<IpAddr>().is_err() && !dns_ok {
+                return Err(ConfigError::BadSan(san.clone()));
+            }
+        }
+        if self.service_account_issuer.trim().is_empty() {
+            return Err(ConfigError::NoIssuer);
+        }
+        Ok(())
+    }
 }
 
 mod secs {
@@ -95,8 +187,8 @@ mod secs {
 }
 
 impl Config {
-    /// Defaults as Kubernetes ships them, for the given store.
-    pub fn new(etcd_servers: Vec<String>) -> Config {
+    /// Defaults as Kubernetes ships them, for the given store and cert dir.
+    pub fn new(etcd_servers: Vec<String>, cert_dir: impl Into<PathBuf>) -> Config {
         Config {
             etcd_servers,
             service_cluster_ip_range: Ipv4Network::new([10, 96, 0, 0].into(), 12)
@@ -108,6 +200,7 @@ impl Config {
             max_request_bytes: 3 * 1024 * 1024,
             max_watch: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(60),
+            security: SecurityConfig::new(cert_dir),
         }
     }
 
@@ -143,7 +236,7 @@ impl Config {
         if self.bookmark_interval.is_zero() {
             return Err(ConfigError::Zero("bookmark_interval"));
         }
-        Ok(())
+        self.security.validate()
     }
 }
 
@@ -153,7 +246,7 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let mut c = Config::new(vec!["http://127.0.0.1:2379".into()]);
+        let mut c = Config::new(vec!["http://127.0.0.1:2379".into()], "/tmp/pki");
         assert!(c.validate().is_ok());
         c.etcd_servers = vec!["127.0.0.1:2379".into()];
         assert!(
@@ -162,17 +255,22 @@ mod tests {
                 .to_string()
                 .starts_with("etcd_servers")
         );
-        let mut c = Config::new(vec!["http://x".into()]);
+        let mut c = Config::new(vec!["http://x".into()], "/tmp/pki");
         c.service_cluster_ip_range = "10.0.0.0/31".parse().unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::RangeTooSmall(_))));
         c.service_cluster_ip_range = "0.0.0.0/0".parse().unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::RangeTooLarge(_))));
-        let mut c = Config::new(vec!["http://x".into()]);
+        let mut c = Config::new(vec!["http://x".into()], "/tmp/pki");
         c.service_node_port_range = "32000-31000".parse().unwrap();
         assert!(matches!(
             c.validate(),
             Err(ConfigError::BadPortRange { .. })
         ));
         assert!("30000".parse::<PortRange>().is_err());
+        let mut c = Config::new(vec!["http://x".into()], "/tmp/pki");
+        c.security.tls_sans = vec!["api.example.org".into(), "10.0.0.1".into(), "*.lab".into()];
+        assert!(c.validate().is_ok());
+        c.security.tls_sans = vec!["bad name".into()];
+        assert!(matches!(c.validate(), Err(ConfigError::BadSan(_))));
     }
 }

@@ -1,5 +1,7 @@
 //! `kubelabd apiserver` end to end: the binary with its flags over a private etcd 3.4, the
-//! kubeconfig it writes, and kubectl using it. Skips with a reason without etcd or kubectl.
+//! admin kubeconfig it writes (HTTPS, client certificate), kubectl using it, and
+//! `kubelabd kubeconfig` minting one for another user. Skips with a reason without etcd or
+//! kubectl.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -113,19 +115,22 @@ fn apiserver_subcommand_writes_a_kubeconfig_kubectl_can_use() {
         ])
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
+        .arg("--cert-dir")
+        .arg(dir.path().join("pki"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn kubelabd apiserver");
     let _server = Proc(server);
-    let kubectl = |args: &[&str]| {
+    let kubectl_as = |config: &Path, args: &[&str]| {
         Command::new(&kubectl)
             .args(args)
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", config)
             .env("HOME", dir.path())
             .output()
             .unwrap()
     };
+    let kubectl = |args: &[&str]| kubectl_as(&kubeconfig, args);
     wait_until("kubectl get ns via the written kubeconfig", || {
         let out = kubectl(&["get", "ns", "default", "-o", "name"]);
         (out.status.success() && String::from_utf8_lossy(&out.stdout).contains("namespace/default"))
@@ -145,4 +150,69 @@ fn apiserver_subcommand_writes_a_kubeconfig_kubectl_can_use() {
     assert!(ip.starts_with("10.123.0."), "{text}");
     let port: u16 = port.parse().unwrap();
     assert!((30100..=30200).contains(&port), "{text}");
+
+    // Plain HTTP is refused off loopback, naming the flag.
+    let plain = Command::new(env!("CARGO_BIN_EXE_kubelabd"))
+        .args([
+            "apiserver",
+            "--etcd-servers",
+            &url,
+            "--insecure-plain-http-loopback",
+        ])
+        .args(["--bind-address", "0.0.0.0", "--port", "0", "--cert-dir"])
+        .arg(dir.path().join("pki"))
+        .output()
+        .unwrap();
+    assert!(!plain.status.success());
+    let text = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        text.contains("plain HTTP is only allowed on a loopback address"),
+        "{text}"
+    );
+
+    // A kubeconfig for another user, minted from the cert dir: authenticated, not authorized.
+    let server_url = String::from_utf8_lossy(
+        &kubectl(&[
+            "config",
+            "view",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])
+        .stdout,
+    )
+    .to_string();
+    let alice = dir.path().join("alice.kubeconfig");
+    let out = Command::new(env!("CARGO_BIN_EXE_kubelabd"))
+        .args([
+            "kubeconfig",
+            "--user",
+            "alice",
+            "--group",
+            "dev,qa",
+            "--server",
+        ])
+        .arg(&server_url)
+        .arg("--cert-dir")
+        .arg(dir.path().join("pki"))
+        .arg("--out")
+        .arg(&alice)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = kubectl_as(
+        &alice,
+        &["auth", "whoami", "-o", "jsonpath={.status.userInfo}"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && text.contains("alice") && text.contains("qa"),
+        "{out:?}"
+    );
+    let out = kubectl_as(&alice, &["get", "pods"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(r#"User "alice" cannot list resource "pods""#),
+        "{out:?}"
+    );
 }

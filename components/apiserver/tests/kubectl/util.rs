@@ -86,10 +86,15 @@ impl Run {
 }
 
 impl Kubectl {
-    /// For a running server.
+    /// For a running server, as its admin.
     pub fn new(server: &support::Server) -> Kubectl {
-        let kubeconfig = server.kubeconfig();
-        let home = server.dir.path().join("home");
+        Kubectl::with_kubeconfig(server, server.kubeconfig(), "home")
+    }
+
+    /// For a running server with another kubeconfig (another user); `home` names its own
+    /// HOME (discovery cache) under the server's scratch dir.
+    pub fn with_kubeconfig(server: &support::Server, kubeconfig: PathBuf, home: &str) -> Kubectl {
+        let home = server.dir.path().join(home);
         std::fs::create_dir_all(&home).expect("kubectl home");
         let binary = kubectl_path().expect("checked by skip()");
         Kubectl {

@@ -1,18 +1,26 @@
-//! Test fixtures shared by the `api` and `kubectl` suites: a real etcd 3.4 on loopback ports
-//! with a temp data dir (killed by PID in Drop), the API server in-process on 127.0.0.1:0,
-//! an HTTP client, and the one polling primitive [`wait_until`].
+//! Test fixtures shared by the `api`, `kubectl` and `security` suites: a real etcd 3.4 on
+//! loopback ports with a temp data dir (killed by PID in Drop), the API server in-process on
+//! 127.0.0.1:0 over HTTPS with its own cert dir (or plain HTTP on loopback when a test asks),
+//! HTTPS clients holding the admin's or any user's client certificate, a bearer token, or
+//! nothing, and the one polling primitive [`wait_until`].
 #![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use kubelab_apiserver::pki;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -152,36 +160,72 @@ impl Drop for Etcd {
     }
 }
 
+/// The static token every test server accepts for [`ADMIN_TOKEN_USER`] (in `system:masters`).
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
+/// The user of [`ADMIN_TOKEN`].
+pub const ADMIN_TOKEN_USER: &str = "token-admin";
+/// A token of an unprivileged user, [`DEV_TOKEN_USER`] in groups `dev-team` and `qa`.
+pub const DEV_TOKEN: &str = "dev-token-for-tests";
+/// The user of [`DEV_TOKEN`].
+pub const DEV_TOKEN_USER: &str = "token-dev";
+
 /// The API server running in-process on a loopback port, over its own etcd.
 pub struct Server {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    /// `http://127.0.0.1:port`.
+    /// `https://127.0.0.1:port` (or `http://` in plain mode).
     pub url: String,
     /// Its store.
     pub etcd: Etcd,
-    /// Scratch dir (kubeconfig, manifests).
+    /// Scratch dir (cert dir `pki/`, admin kubeconfig, token file, manifests).
     pub dir: tempfile::TempDir,
+    /// The admin kubeconfig the server wrote.
+    pub admin_kubeconfig: PathBuf,
+    /// The token file (`--token-auth-file`); tests may append lines before start.
+    pub token_file: PathBuf,
 }
 
 impl Server {
     /// Starts etcd and the server (`tweak` adjusts the configuration).
     pub async fn start_with(tweak: impl FnOnce(&mut kubelab_apiserver::Config)) -> Server {
+        Server::start_with_tokens(&[], tweak).await
+    }
+
+    /// Starts with extra token file lines (`token,user,uid,"groups"`).
+    pub async fn start_with_tokens(
+        tokens: &[&str],
+        tweak: impl FnOnce(&mut kubelab_apiserver::Config),
+    ) -> Server {
         let etcd = Etcd::start();
-        let mut config = kubelab_apiserver::Config::new(vec![etcd.endpoint.clone()]);
+        let dir = tempfile::tempdir().expect("scratch dir");
+        let token_file = dir.path().join("tokens.csv");
+        let mut lines = vec![
+            format!("{ADMIN_TOKEN},{ADMIN_TOKEN_USER},100,system:masters"),
+            format!("{DEV_TOKEN},{DEV_TOKEN_USER},201,\"dev-team,qa\""),
+        ];
+        lines.extend(tokens.iter().map(|t| t.to_string()));
+        std::fs::write(&token_file, lines.join("\n")).expect("token file");
+        let admin_kubeconfig = dir.path().join("admin.kubeconfig");
+        let mut config =
+            kubelab_apiserver::Config::new(vec![etcd.endpoint.clone()], dir.path().join("pki"));
         config.bookmark_interval = Duration::from_secs(1);
+        config.security.token_auth_file = Some(token_file.clone());
+        config.security.admin_kubeconfig = Some(admin_kubeconfig.clone());
         tweak(&mut config);
+        let plain = config.security.plain_http;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let scheme = if plain { "http" } else { "https" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
+        let (done_tx, mut done_rx) = oneshot::channel::<String>();
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = rx.await;
             };
             if let Err(e) = kubelab_apiserver::run(config, listener, shutdown).await {
-                eprintln!("API server stopped: {e:?}");
+                let _ = done_tx.send(format!("{e:?}"));
             }
         });
         let server = Server {
@@ -189,8 +233,22 @@ impl Server {
             task: Some(task),
             url,
             etcd,
-            dir: tempfile::tempdir().expect("scratch dir"),
+            dir,
+            admin_kubeconfig,
+            token_file,
         };
+        let kubeconfig = server.admin_kubeconfig.clone();
+        wait_until_async("the admin kubeconfig", Duration::from_secs(60), || {
+            let ready = kubeconfig.exists();
+            let failed = done_rx.try_recv().ok();
+            async move {
+                if let Some(e) = failed {
+                    panic!("API server failed to start: {e}");
+                }
+                ready.then_some(())
+            }
+        })
+        .await;
         let client = server.client();
         wait_until_async("API server /readyz", Duration::from_secs(30), || {
             let c = client.clone();
@@ -205,20 +263,81 @@ impl Server {
         Server::start_with(|_| {}).await
     }
 
-    /// An HTTP client for this server.
-    pub fn client(&self) -> Client {
-        Client {
-            inner: HyperClient::builder(TokioExecutor::new()).build_http(),
-            base: self.url.clone(),
-        }
+    /// Whether the server serves plain HTTP.
+    pub fn plain(&self) -> bool {
+        self.url.starts_with("http://")
     }
 
-    /// Writes a kubeconfig for kubectl and returns its path.
-    pub fn kubeconfig(&self) -> PathBuf {
-        let path = self.dir.path().join("kubeconfig");
-        kubelab_apiserver::kubeconfig::write(&path, &self.url).expect("writing kubeconfig");
-        path
+    /// The cluster CA certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pki/ca.crt")).expect("ca.crt")
     }
+
+    /// The admin client (the kubeconfig's client certificate; the admin token in plain mode).
+    pub fn client(&self) -> Client {
+        if self.plain() {
+            return self.token_client(ADMIN_TOKEN);
+        }
+        let (cert, key) = kubeconfig_credentials(&self.admin_kubeconfig);
+        Client::new(&self.url, Some(&self.ca_pem()), Some((&cert, &key)), None)
+    }
+
+    /// A client presenting a fresh client certificate for `user` in `groups`, issued by the
+    /// cluster CA; also returns a kubeconfig file for it (for kubectl).
+    pub fn user(&self, user: &str, groups: &[&str]) -> (Client, PathBuf) {
+        let ca = pki::load_ca(&pki::CertDir::new(self.dir.path().join("pki"))).expect("CA");
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        let text = kubelab_apiserver::kubeconfig::for_user(
+            &ca,
+            &self.url,
+            user,
+            &groups,
+            pki::Validity::from_now(Duration::from_secs(3600)),
+        )
+        .expect("kubeconfig");
+        let path = self.dir.path().join(format!("{user}.kubeconfig"));
+        kubelab_apiserver::kubeconfig::write(&path, &text).expect("write kubeconfig");
+        let (cert, key) = kubeconfig_credentials(&path);
+        (
+            Client::new(&self.url, Some(&self.ca_pem()), Some((&cert, &key)), None),
+            path,
+        )
+    }
+
+    /// A client presenting a bearer token (and trusting the cluster CA).
+    pub fn token_client(&self, token: &str) -> Client {
+        let ca = (!self.plain()).then(|| self.ca_pem());
+        Client::new(&self.url, ca.as_deref(), None, Some(token))
+    }
+
+    /// A client with no credentials (trusting the cluster CA).
+    pub fn anonymous(&self) -> Client {
+        let ca = (!self.plain()).then(|| self.ca_pem());
+        Client::new(&self.url, ca.as_deref(), None, None)
+    }
+
+    /// The admin kubeconfig for kubectl.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.admin_kubeconfig.clone()
+    }
+}
+
+/// The client certificate and key PEM of a kubeconfig's first user.
+pub fn kubeconfig_credentials(path: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(path).expect("kubeconfig");
+    let v: Value = serde_yaml_ng::from_str(&text).expect("kubeconfig YAML");
+    let field = |f: &str| {
+        let b = v["users"][0]["user"][f]
+            .as_str()
+            .expect("client credential field");
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .expect("base64"),
+        )
+        .expect("PEM")
+    };
+    (field("client-certificate-data"), field("client-key-data"))
 }
 
 impl Drop for Server {
@@ -254,14 +373,68 @@ impl Resp {
     }
 }
 
-/// Minimal HTTP client.
+/// Minimal HTTP(S) client.
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<HttpConnector, Full<Bytes>>,
+    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
+    token: Option<String>,
 }
 
 impl Client {
+    /// A client for `base`, trusting `ca_pem` (HTTPS), presenting an optional client
+    /// certificate (cert PEM, key PEM) and an optional bearer token.
+    pub fn new(
+        base: &str,
+        ca_pem: Option<&str>,
+        cert: Option<(&str, &str)>,
+        token: Option<&str>,
+    ) -> Client {
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(ca) = ca_pem {
+            for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots.add(c.expect("CA PEM")).expect("CA");
+            }
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots);
+        let tls = match cert {
+            Some((c, k)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_slice_iter(c.as_bytes())
+                        .collect::<Result<Vec<_>, _>>()
+                        .expect("client cert PEM"),
+                    PrivateKeyDer::from_pem_slice(k.as_bytes()).expect("client key PEM"),
+                )
+                .expect("client cert"),
+            None => builder.with_no_client_auth(),
+        };
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Client {
+            inner: HyperClient::builder(TokioExecutor::new()).build(https),
+            base: base.to_string(),
+            token: token.map(str::to_string),
+        }
+    }
+
+    fn request(&self, method: &str, path: &str) -> http::request::Builder {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b
+    }
+
     /// Any request.
     pub async fn send(
         &self,
@@ -270,9 +443,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Resp {
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
+        let mut b = self.request(method, path);
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -334,8 +505,8 @@ impl Client {
 
     /// Opens a watch; events arrive on the returned channel, one JSON value per line.
     pub async fn watch(&self, path: &str) -> tokio::sync::mpsc::Receiver<Value> {
-        let req = http::Request::builder()
-            .uri(format!("{}{path}", self.base))
+        let req = self
+            .request("GET", path)
             .body(Full::new(Bytes::new()))
             .expect("request");
         let resp = self.inner.request(req).await.expect("watch request");
