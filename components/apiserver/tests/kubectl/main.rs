@@ -10,3 +10,4 @@ mod util;
 mod apply;
 mod commands;
 mod concurrency;
+mod security;
