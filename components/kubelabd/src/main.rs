@@ -8,6 +8,7 @@
 //!   as `/init` from the initramfs. Init sets up its own console logging.
 //! - `apiserver`: the Kubernetes API server ([`apiserver`]).
 //! - `kubeconfig`: a kubeconfig for any user, signed by an API server's cert dir.
+//! - `store`: a member of the etcd-compatible store (`kubelab-store`), etcd's flags.
 //!
 //! (Each component adds its subcommand here as it lands.)
 
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 mod apiserver;
 mod init;
+mod store;
 
 #[derive(Parser)]
 #[command(name = "kubelabd", version, about)]
@@ -33,6 +35,8 @@ enum Command {
     Apiserver(apiserver::Args),
     /// Write a kubeconfig for a user, with a client certificate from an API server's CA.
     Kubeconfig(apiserver::KubeconfigArgs),
+    /// Run a member of the etcd-compatible store.
+    Store(Box<store::StoreArgs>),
 }
 
 /// Logging for the long-running components: `RUST_LOG` or `info`, to stderr.
@@ -59,6 +63,7 @@ fn main() -> anyhow::Result<()> {
             apiserver::run(args)?;
         }
         Command::Kubeconfig(args) => apiserver::kubeconfig(args)?,
+        Command::Store(args) => store::run(*args)?,
     }
     Ok(())
 }

@@ -1,0 +1,464 @@
+//! Raft log and vote storage, durable in redb.
+//!
+//! Flow: openraft calls [`LogStore::append`] with a batch of entries. The entries go into an
+//! in-memory cache at once (so readers see them, as openraft requires) and, encoded, onto a queue
+//! to one writer thread. The writer drains everything queued (group commit), writes it in **one**
+//! redb transaction with immediate durability (one fsync), and only then calls each batch's
+//! `LogFlushed` callback — so nothing is acknowledged before it is on disk. Vote saves,
+//! truncations and purges travel the same queue, keeping all log IO in order. Any write error
+//! poisons the writer: every later callback gets an error and openraft stops the member.
+//!
+//! On open, the whole database is integrity-checked (redb page checksums), then the vote, the
+//! purge point and the remaining entries are loaded into the cache.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io;
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, OptionalSend, StorageIOError, Vote};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
+
+const LOGS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("raft_log");
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("raft_meta");
+const KEY_VOTE: &str = "vote";
+const KEY_PURGED: &str = "last_purged";
+const KEY_COMMITTED: &str = "committed";
+const KEY_NODE_ID: &str = "node_id";
+
+/// Errors opening the log database.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// redb refused the file: corrupt, wrong format, or locked by another process.
+    #[error(
+        "raft log database {path} cannot be opened (corrupt or in use); it was left untouched: \
+         restore it from a backup, or remove the member's data dir and re-add the member"
+    )]
+    Database {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: redb::Error,
+    },
+    /// A stored record does not decode.
+    #[error("raft log database {path}: record {record} does not decode; the file is corrupt")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// Which record.
+        record: String,
+        /// Why.
+        #[source]
+        source: rmp_serde::decode::Error,
+    },
+}
+
+#[derive(Default)]
+struct Cache {
+    entries: BTreeMap<u64, Entry>,
+    last_purged: Option<LogId>,
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId>,
+}
+
+enum WriteOp {
+    Append(Vec<(u64, Vec<u8>)>, LogFlushed<TypeConfig>),
+    Truncate(u64),
+    Purge(u64, Vec<u8>),
+    Meta(
+        &'static str,
+        Vec<u8>,
+        Option<tokio::sync::oneshot::Sender<io::Result<()>>>,
+    ),
+}
+
+/// The Raft log storage (openraft `RaftLogStorage`).
+pub struct LogStore {
+    closed: Option<tokio::sync::oneshot::Receiver<()>>,
+    cache: Arc<Mutex<Cache>>,
+    writer: mpsc::Sender<WriteOp>,
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+/// A reader of the log for replication tasks (openraft `RaftLogReader`).
+pub struct LogReader {
+    cache: Arc<Mutex<Cache>>,
+}
+
+fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+    io::Error::other(e)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    record: &str,
+    bytes: &[u8],
+) -> Result<T, OpenError> {
+    rmp_serde::from_slice(bytes).map_err(|source| OpenError::Decode {
+        path: path.to_path_buf(),
+        record: record.to_string(),
+        source,
+    })
+}
+
+impl LogStore {
+    /// Opens (or creates) the log database at `path`, checking its integrity.
+    ///
+    /// redb may rewrite parts of a file while checking or repairing it (e.g. after a crash). If
+    /// the open fails, the file's original bytes are put back, so a corrupt data dir is left
+    /// exactly as found for an operator to inspect.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let original = match std::fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(OpenError::Database {
+                    path: path.into(),
+                    source: redb::Error::Io(e),
+                });
+            }
+        };
+        let opened = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(path)
+            .map_err(|e| OpenError::Database {
+                path: path.into(),
+                source: e.into(),
+            })
+            .and_then(|db| Self::from_db(db, path));
+        if opened.is_err()
+            && let Some(bytes) = original
+            && let Err(e) = std::fs::write(path, bytes)
+        {
+            tracing::error!(path = %path.display(), error = %e, "could not restore the file's original bytes");
+        }
+        opened
+    }
+
+    /// Opens the log on a caller-provided redb backend (used to inject disk faults in tests).
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        path: &Path,
+    ) -> Result<Self, OpenError> {
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(|e| OpenError::Database {
+                path: path.into(),
+                source: e.into(),
+            })?;
+        Self::from_db(db, path)
+    }
+
+    fn from_db(db: Database, path: &Path) -> Result<Self, OpenError> {
+        let dberr = |e: redb::Error| OpenError::Database {
+            path: path.into(),
+            source: e,
+        };
+        {
+            let tx = db.begin_write().map_err(|e| dberr(e.into()))?;
+            tx.open_table(LOGS).map_err(|e| dberr(e.into()))?;
+            tx.open_table(META).map_err(|e| dberr(e.into()))?;
+            tx.commit().map_err(|e| dberr(e.into()))?;
+        }
+        let mut cache = Cache::default();
+        {
+            let tx = db.begin_read().map_err(|e| dberr(e.into()))?;
+            let meta = tx.open_table(META).map_err(|e| dberr(e.into()))?;
+            if let Some(v) = meta.get(KEY_VOTE).map_err(|e| dberr(e.into()))? {
+                cache.vote = Some(decode(path, KEY_VOTE, v.value())?);
+            }
+            if let Some(v) = meta.get(KEY_PURGED).map_err(|e| dberr(e.into()))? {
+                cache.last_purged = Some(decode(path, KEY_PURGED, v.value())?);
+            }
+            if let Some(v) = meta.get(KEY_COMMITTED).map_err(|e| dberr(e.into()))? {
+                cache.committed = Some(decode(path, KEY_COMMITTED, v.value())?);
+            }
+            let logs = tx.open_table(LOGS).map_err(|e| dberr(e.into()))?;
+            for row in logs.iter().map_err(|e| dberr(e.into()))? {
+                let (k, v) = row.map_err(|e| dberr(e.into()))?;
+                let entry: Entry = decode(path, &format!("log {}", k.value()), v.value())?;
+                cache.entries.insert(k.value(), entry);
+            }
+        }
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel();
+        let writer_db = db.clone();
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || {
+                writer_loop(&writer_db, rx);
+                drop(writer_db);
+                let _ = closed_tx.send(());
+            })
+            .expect("spawn the raft log writer thread");
+        Ok(Self {
+            closed: Some(closed_rx),
+            cache: Arc::new(Mutex::new(cache)),
+            writer: tx,
+            db,
+            path: path.into(),
+        })
+    }
+
+    /// Resolves once the store was dropped and the writer thread closed the database (so the
+    /// same file can be opened again, e.g. by a restarted member in the same process).
+    pub fn closed(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        self.closed.take()
+    }
+
+    /// The node id stored at first start, if any.
+    pub fn stored_node_id(&self) -> Result<Option<NodeId>, OpenError> {
+        let dberr = |e: redb::Error| OpenError::Database {
+            path: self.path.clone(),
+            source: e,
+        };
+        let tx = self.db.begin_read().map_err(|e| dberr(e.into()))?;
+        let meta = tx.open_table(META).map_err(|e| dberr(e.into()))?;
+        match meta.get(KEY_NODE_ID).map_err(|e| dberr(e.into()))? {
+            Some(v) => Ok(Some(decode(&self.path, KEY_NODE_ID, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Persists this member's id (first start).
+    pub async fn store_node_id(&self, id: NodeId) -> io::Result<()> {
+        self.save_meta(KEY_NODE_ID, rmp_serde::to_vec(&id).map_err(io_err)?)
+            .await
+    }
+
+    /// Whether nothing was ever written (no vote, no log): a fresh member.
+    pub fn is_fresh(&self) -> bool {
+        let c = self.cache.lock().expect("log cache lock");
+        c.vote.is_none() && c.entries.is_empty() && c.last_purged.is_none()
+    }
+
+    async fn save_meta(&self, key: &'static str, bytes: Vec<u8>) -> io::Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(WriteOp::Meta(key, bytes, Some(tx)))
+            .map_err(|_| io::Error::other("raft log writer stopped"))?;
+        rx.await
+            .map_err(|_| io::Error::other("raft log writer stopped"))?
+    }
+
+    fn send(&self, op: WriteOp) -> io::Result<()> {
+        self.writer
+            .send(op)
+            .map_err(|_| io::Error::other("raft log writer stopped"))
+    }
+}
+
+/// The writer thread: group-commits queued operations, one fsync per group.
+fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
+    let mut failed: Option<String> = None;
+    // The committed index is only a restart hint: it never costs an fsync of its own, it
+    // rides along with the next durable write.
+    let mut lazy: Option<WriteOp> = None;
+    while let Ok(first) = rx.recv() {
+        let mut ops = Vec::new();
+        for op in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match op {
+                WriteOp::Meta(KEY_COMMITTED, _, None) => lazy = Some(op),
+                op => ops.push(op),
+            }
+        }
+        if ops.is_empty() {
+            continue;
+        }
+        ops.extend(lazy.take());
+        let entries: usize = ops
+            .iter()
+            .map(|o| {
+                if let WriteOp::Append(rows, _) = o {
+                    rows.len()
+                } else {
+                    0
+                }
+            })
+            .sum();
+        tracing::trace!(ops = ops.len(), entries, "raft log group commit");
+        let result = match &failed {
+            Some(msg) => Err(io::Error::other(format!(
+                "raft log writes failed earlier: {msg}"
+            ))),
+            None => write_group(db, &ops),
+        };
+        if let (Err(e), None) = (&result, &failed) {
+            tracing::error!(error = %e, "raft log write failed; this member stops acknowledging");
+            failed = Some(e.to_string());
+        }
+        for op in ops {
+            let r = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            match op {
+                WriteOp::Append(_, cb) => cb.log_io_completed(r),
+                WriteOp::Meta(_, _, Some(tx)) => {
+                    let _ = tx.send(r);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn write_group(db: &Database, ops: &[WriteOp]) -> io::Result<()> {
+    let mut tx = db.begin_write().map_err(io_err)?;
+    tx.set_durability(Durability::Immediate).map_err(io_err)?;
+    {
+        let mut logs = tx.open_table(LOGS).map_err(io_err)?;
+        let mut meta = tx.open_table(META).map_err(io_err)?;
+        for op in ops {
+            match op {
+                WriteOp::Append(rows, _) => {
+                    for (idx, bytes) in rows {
+                        logs.insert(*idx, bytes.as_slice()).map_err(io_err)?;
+                    }
+                }
+                WriteOp::Truncate(from) => {
+                    logs.retain_in(*from.., |_, _| false).map_err(io_err)?;
+                }
+                WriteOp::Purge(upto, purged) => {
+                    logs.retain_in(..=*upto, |_, _| false).map_err(io_err)?;
+                    meta.insert(KEY_PURGED, purged.as_slice()).map_err(io_err)?;
+                }
+                WriteOp::Meta(key, bytes, _) => {
+                    meta.insert(*key, bytes.as_slice()).map_err(io_err)?;
+                }
+            }
+        }
+    }
+    tx.commit().map_err(io_err)
+}
+
+fn read_range<RB: RangeBounds<u64>>(cache: &Mutex<Cache>, range: RB) -> Vec<Entry> {
+    let c = cache.lock().expect("log cache lock");
+    c.entries.range(range).map(|(_, e)| e.clone()).collect()
+}
+
+fn write_err(subject: ErrorSubject<NodeId>, e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::new(subject, ErrorVerb::Write, openraft::AnyError::new(&e)).into()
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        Ok(read_range(&self.cache, range))
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        Ok(read_range(&self.cache, range))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let c = self.cache.lock().expect("log cache lock");
+        let last = c
+            .entries
+            .last_key_value()
+            .map(|(_, e)| e.log_id)
+            .or(c.last_purged);
+        Ok(LogState {
+            last_purged_log_id: c.last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> LogReader {
+        LogReader {
+            cache: self.cache.clone(),
+        }
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+        let bytes = rmp_serde::to_vec(vote).map_err(|e| write_err(ErrorSubject::Vote, e))?;
+        self.save_meta(KEY_VOTE, bytes)
+            .await
+            .map_err(|e| write_err(ErrorSubject::Vote, e))?;
+        self.cache.lock().expect("log cache lock").vote = Some(*vote);
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
+        Ok(self.cache.lock().expect("log cache lock").vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Not fsynced on its own: it only speeds up restart (re-apply up to it at once) and
+        // rides along with the next log append's commit.
+        if let Some(c) = committed {
+            let b = rmp_serde::to_vec(&c).map_err(|e| write_err(ErrorSubject::Store, e))?;
+            self.send(WriteOp::Meta(KEY_COMMITTED, b, None))
+                .map_err(|e| write_err(ErrorSubject::Store, e))?;
+        }
+        self.cache.lock().expect("log cache lock").committed = committed;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.cache.lock().expect("log cache lock").committed)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut rows = Vec::new();
+        {
+            let mut c = self.cache.lock().expect("log cache lock");
+            for e in entries {
+                let bytes = rmp_serde::to_vec(&e)
+                    .map_err(|err| write_err(ErrorSubject::Log(e.log_id), err))?;
+                rows.push((e.log_id.index, bytes));
+                c.entries.insert(e.log_id.index, e);
+            }
+        }
+        self.send(WriteOp::Append(rows, callback))
+            .map_err(|e| write_err(ErrorSubject::Logs, e))
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.cache
+            .lock()
+            .expect("log cache lock")
+            .entries
+            .split_off(&log_id.index);
+        self.send(WriteOp::Truncate(log_id.index))
+            .map_err(|e| write_err(ErrorSubject::Logs, e))
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let bytes = rmp_serde::to_vec(&log_id).map_err(|e| write_err(ErrorSubject::Logs, e))?;
+        {
+            let mut c = self.cache.lock().expect("log cache lock");
+            c.entries = c.entries.split_off(&(log_id.index + 1));
+            c.last_purged = Some(log_id);
+        }
+        self.send(WriteOp::Purge(log_id.index, bytes))
+            .map_err(|e| write_err(ErrorSubject::Logs, e))
+    }
+}

@@ -1,0 +1,316 @@
+//! The peer transport: openraft RPCs and leader forwarding, over a small gRPC service of our own.
+//!
+//! Every message is a Rust type encoded with MessagePack inside a `Payload` (see
+//! `proto/peer.proto`); gRPC (tonic, HTTP/2) provides framing, connection reuse and timeouts.
+//! Outgoing: [`Network`] is openraft's network factory and also the client for
+//! [`ForwardRequest`]s (a follower sends writes, read-index and lease requests to the leader).
+//! Incoming: `server.rs` decodes, hands to openraft or to the local [`crate::node::Node`], and
+//! encodes the reply. Nothing outside this module sees tonic types of the peer service.
+
+pub(crate) mod server;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::node::NodeError;
+use crate::types::{NodeId, PeerNode, Request, Response, TypeConfig};
+
+/// Generated peer service code.
+#[allow(missing_docs, clippy::all)]
+pub(crate) mod proto {
+    tonic::include_proto!("kubelab.store.peer");
+}
+
+use proto::Payload;
+use proto::peer_client::PeerClient;
+
+/// Largest peer message: an append batch or a snapshot chunk (openraft sends 3 MiB chunks).
+pub(crate) const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// A request a member forwards to the leader.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub enum ForwardRequest {
+    /// Propose a write.
+    Write(Request),
+    /// Confirm leadership and return the index a linearizable read must wait for.
+    ReadIndex,
+    /// Refresh a lease; returns its TTL.
+    LeaseKeepAlive(i64),
+    /// A lease's remaining and granted TTL.
+    LeaseTimeToLive(i64),
+    /// Add a member (peer URLs, as learner?).
+    MemberAdd(Vec<String>, bool),
+    /// Remove a member.
+    MemberRemove(NodeId),
+    /// Promote a learner.
+    MemberPromote(NodeId),
+}
+
+/// The leader's reply to a [`ForwardRequest`].
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub enum ForwardResponse {
+    /// A write's response.
+    Write(Response),
+    /// The log index to wait for.
+    ReadIndex(u64),
+    /// The lease's TTL after refresh.
+    LeaseKeepAlive(i64),
+    /// Remaining and granted TTL.
+    LeaseTimeToLive(i64, i64),
+    /// A member change done; the new member's id.
+    Member(NodeId),
+}
+
+/// Errors of the peer transport.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The peer URL is not a valid endpoint.
+    #[error("peer URL {0:?} is invalid")]
+    BadUrl(String),
+    /// The member has no peer URL.
+    #[error("member {0} has no peer URL")]
+    NoUrl(NodeId),
+    /// The gRPC call failed.
+    #[error("peer call to {url} failed: {status}")]
+    Call {
+        /// The peer.
+        url: String,
+        /// The gRPC status.
+        status: tonic::Status,
+    },
+    /// Encoding or decoding a message failed.
+    #[error("peer message codec")]
+    Codec(#[from] CodecError),
+}
+
+/// Encoding or decoding a peer message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// Encoding.
+    #[error("encoding a peer message")]
+    Encode(#[from] rmp_serde::encode::Error),
+    /// Decoding.
+    #[error("decoding a peer message")]
+    Decode(#[from] rmp_serde::decode::Error),
+}
+
+impl PeerError {
+    /// Whether the call failed before the request left this member (no connection could be
+    /// made), so the peer certainly did not act on it and it may be retried elsewhere.
+    pub fn not_sent(&self) -> bool {
+        match self {
+            PeerError::BadUrl(_) | PeerError::NoUrl(_) => true,
+            PeerError::Call { status, .. } => {
+                status.code() == tonic::Code::Unavailable && {
+                    let mut msg = status.message().to_ascii_lowercase();
+                    let mut src = std::error::Error::source(status);
+                    while let Some(e) = src {
+                        msg.push_str(&e.to_string().to_ascii_lowercase());
+                        src = e.source();
+                    }
+                    msg.contains("connect")
+                }
+            }
+            PeerError::Codec(_) => false,
+        }
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Payload, CodecError> {
+    Ok(Payload {
+        data: rmp_serde::to_vec(v)?,
+    })
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(p: &Payload) -> Result<T, CodecError> {
+    Ok(rmp_serde::from_slice(&p.data)?)
+}
+
+/// Connections to peers, one HTTP/2 channel per peer URL, shared by Raft and forwarding.
+#[derive(Clone, Default)]
+pub struct Network {
+    channels: Arc<Mutex<HashMap<String, PeerClient<Channel>>>>,
+}
+
+impl Network {
+    fn client(&self, url: &str) -> Result<PeerClient<Channel>, PeerError> {
+        let mut map = self.channels.lock().expect("peer channels lock");
+        if let Some(c) = map.get(url) {
+            return Ok(c.clone());
+        }
+        let ep = Endpoint::from_shared(url.to_string())
+            .map_err(|_| PeerError::BadUrl(url.into()))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5));
+        let c = PeerClient::new(ep.connect_lazy())
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE);
+        map.insert(url.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Sends a [`ForwardRequest`] to the member at `node`, waiting at most `timeout`.
+    pub async fn forward(
+        &self,
+        node: &PeerNode,
+        req: &ForwardRequest,
+        timeout: Duration,
+    ) -> Result<Result<ForwardResponse, NodeError>, PeerError> {
+        let url = node.peer_urls.first().ok_or(PeerError::NoUrl(0))?;
+        let mut c = self.client(url)?;
+        let mut r = tonic::Request::new(encode(req)?);
+        r.set_timeout(timeout);
+        let reply = c.forward(r).await.map_err(|status| PeerError::Call {
+            url: url.clone(),
+            status,
+        })?;
+        Ok(decode(reply.get_ref())?)
+    }
+}
+
+/// One peer, as openraft sees it.
+pub struct PeerConn {
+    target: NodeId,
+    url: Option<String>,
+    net: Network,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerConn;
+
+    async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> PeerConn {
+        PeerConn {
+            target,
+            url: node.peer_urls.first().cloned(),
+            net: self.clone(),
+        }
+    }
+}
+
+type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, PeerNode, RaftError<NodeId, E>>;
+
+impl PeerConn {
+    async fn call<Req, Resp, E>(
+        &self,
+        method: Method,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RpcErr<E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let url = self.url.as_deref().ok_or_else(|| {
+            RPCError::Unreachable(Unreachable::new(&PeerError::NoUrl(self.target)))
+        })?;
+        let mut client = self
+            .net
+            .client(url)
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let mut r =
+            tonic::Request::new(encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?);
+        r.set_timeout(option.hard_ttl());
+        let reply = match method {
+            Method::Append => client.append_entries(r).await,
+            Method::Vote => client.vote(r).await,
+            Method::Snapshot => client.install_snapshot(r).await,
+        };
+        let reply = reply.map_err(|status| {
+            let unreachable = status.code() == tonic::Code::Unavailable;
+            let e = PeerError::Call {
+                url: url.to_string(),
+                status,
+            };
+            if unreachable {
+                RPCError::Unreachable(Unreachable::new(&e))
+            } else {
+                RPCError::Network(NetworkError::new(&e))
+            }
+        })?;
+        let res: Result<Resp, RaftError<NodeId, E>> =
+            decode(reply.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        res.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Method {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl RaftNetwork<TypeConfig> for PeerConn {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
+        self.call(Method::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
+        self.call(Method::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcErr> {
+        self.call(Method::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_counts_as_not_sent() {
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let node = PeerNode {
+            peer_urls: vec![format!("http://127.0.0.1:{port}")],
+        };
+        let err = Network::default()
+            .forward(&node, &ForwardRequest::ReadIndex, Duration::from_secs(2))
+            .await
+            .expect_err("nothing listens there");
+        assert!(
+            err.not_sent(),
+            "a refused connection must be retryable: {err}"
+        );
+        let timeout = PeerError::Call {
+            url: "http://x:1".into(),
+            status: tonic::Status::deadline_exceeded("Timeout expired"),
+        };
+        assert!(
+            !timeout.not_sent(),
+            "a timed-out call may have been acted on"
+        );
+    }
+}

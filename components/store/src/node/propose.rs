@@ -1,0 +1,128 @@
+//! Group proposals: many concurrent client writes become one Raft log entry.
+//!
+//! Why: openraft 0.9's core waits for each log append to be flushed before it takes the next
+//! client request, so one entry costs one fsync on the leader (and one on a follower) however
+//! many clients wait. The proposer queues writes; whenever a slot is free (at most
+//! [`IN_FLIGHT`] entries proposed and not yet applied) it takes everything queued — up to
+//! [`MAX_BATCH`] requests or [`MAX_BATCH_BYTES`] — and proposes it as one
+//! [`Request::Batch`] entry, then hands each caller its own response. With one client a batch
+//! is one request (proposed as is); with many, one fsync serves them all. The state machine
+//! applies a batch's requests in order, each with its own revision, so clients and watchers
+//! see exactly what separate entries would give.
+
+use std::sync::Arc;
+
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::NodeError;
+use crate::types::{Outcome, Raft, Request, Response};
+
+/// Entries proposed and not yet applied: one being flushed by the leader, others queued
+/// behind it in openraft, so the next batch is ready when the disk is.
+const IN_FLIGHT: usize = 3;
+/// Most requests in one entry.
+const MAX_BATCH: usize = 512;
+/// Most (approximate) bytes in one entry: well under the peer message limit.
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// What a proposal returns: the response, or `Err(None)` if this member is not the leader
+/// (the request was not taken), or `Err(Some(e))`.
+pub(crate) type ProposeResult = Result<Response, Option<NodeError>>;
+
+struct Pending {
+    req: Request,
+    done: oneshot::Sender<ProposeResult>,
+}
+
+/// The queue in front of `Raft::client_write`.
+pub(crate) struct Proposer {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl Proposer {
+    /// Starts the batching task for `raft`.
+    pub(crate) fn start(raft: Raft) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(raft, rx));
+        Self { tx }
+    }
+
+    /// Proposes one write and waits for its applied response.
+    pub(crate) async fn propose(&self, req: Request) -> ProposeResult {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Pending { req, done })
+            .map_err(|_| Some(NodeError::Stopped))?;
+        rx.await.map_err(|_| Some(NodeError::Stopped))?
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        // Wait for a slot first: requests arriving meanwhile join this batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut size = first.req.approx_size();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH && size < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    size += p.req.approx_size();
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        tracing::trace!(requests = batch.len(), bytes = size, "proposing a batch");
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose_batch(&raft, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn propose_batch(raft: &Raft, mut batch: Vec<Pending>) {
+    if batch.len() == 1 {
+        let p = batch.pop().expect("one request");
+        let _ = p.done.send(client_write(raft, p.req).await);
+        return;
+    }
+    let (reqs, dones): (Vec<Request>, Vec<oneshot::Sender<ProposeResult>>) =
+        batch.into_iter().map(|p| (p.req, p.done)).unzip();
+    match client_write(raft, Request::Batch(reqs)).await {
+        Ok(Response {
+            result: Ok(Outcome::Batch(responses)),
+            ..
+        }) if responses.len() == dones.len() => {
+            for (done, resp) in dones.into_iter().zip(responses) {
+                let _ = done.send(Ok(resp));
+            }
+        }
+        Ok(other) => {
+            tracing::error!(response = ?other, "a batch entry was applied without per-request responses");
+            for done in dones {
+                let _ = done.send(Err(Some(NodeError::Stopped)));
+            }
+        }
+        Err(e) => {
+            for done in dones {
+                let _ = done.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+async fn client_write(raft: &Raft, req: Request) -> ProposeResult {
+    match raft.client_write(req).await {
+        Ok(r) => Ok(r.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(None),
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+            Err(Some(NodeError::Membership(e.to_string())))
+        }
+        Err(RaftError::Fatal(_)) => Err(Some(NodeError::Stopped)),
+    }
+}

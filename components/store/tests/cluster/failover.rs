@@ -1,0 +1,145 @@
+//! Leader loss, restarts and catch-up (by log and by snapshot).
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use etcd_client::GetOptions;
+
+use crate::util::{Cluster, wait_until};
+
+async fn get_serializable(c: &Cluster, i: usize, key: &str) -> anyhow::Result<Option<String>> {
+    let mut cl = c.client(i).await?;
+    let r = cl
+        .get(key, Some(GetOptions::new().with_serializable()))
+        .await?;
+    Ok(r.kvs()
+        .first()
+        .map(|kv| kv.value_str().unwrap_or_default().to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_new_leader_takes_writes_and_restarted_member_catches_up()
+-> anyhow::Result<()> {
+    let mut c = Cluster::start(3, 10_000).await?;
+    let old = c.leader().await?;
+    let follower = (old + 1) % 3;
+    c.client(follower).await?.put("before", "1", None).await?;
+
+    c.stop(old).await;
+    // Writes through a surviving member resume once a new leader is elected.
+    wait_until(
+        "a write after the leader stopped",
+        Duration::from_secs(10),
+        || async {
+            c.client(follower).await?.put("after", "2", None).await?;
+            Ok(())
+        },
+    )
+    .await?;
+    let new = c.leader().await?;
+    ensure!(new != old, "a new leader was elected");
+    // A linearizable read on the other survivor sees the acknowledged write.
+    let other = (old + 2) % 3;
+    let r = c.client(other).await?.get("after", None).await?;
+    ensure!(
+        r.kvs().len() == 1,
+        "acknowledged write visible on every survivor"
+    );
+
+    // The old leader restarts from its data dir and catches up.
+    c.restart(old).await?;
+    wait_until(
+        "the restarted member to catch up",
+        Duration::from_secs(10),
+        || async {
+            let v = get_serializable(&c, old, "after").await?;
+            ensure!(v.as_deref() == Some("2"), "not yet: {v:?}");
+            Ok(())
+        },
+    )
+    .await?;
+    ensure!(get_serializable(&c, old, "before").await?.as_deref() == Some("1"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn far_behind_follower_receives_a_snapshot() -> anyhow::Result<()> {
+    // Snapshot every 20 entries and keep only 20 behind it: a member that misses 300 writes
+    // can only be brought back by a snapshot.
+    let mut c = Cluster::start(3, 20).await?;
+    let leader = c.leader().await?;
+    let lagging = (leader + 1) % 3;
+    let lagging_last = c.members[lagging]
+        .as_ref()
+        .unwrap()
+        .raft()
+        .metrics()
+        .borrow()
+        .last_log_index
+        .unwrap_or(0);
+    c.stop(lagging).await;
+    let mut cl = c.client(leader).await?;
+    for i in 0..300 {
+        cl.put(format!("k{i:03}"), format!("v{i}"), None).await?;
+    }
+    let purged = wait_until(
+        "the leader to purge its log",
+        Duration::from_secs(10),
+        || async {
+            let m = c.members[leader]
+                .as_ref()
+                .unwrap()
+                .raft()
+                .metrics()
+                .borrow()
+                .clone();
+            let purged = m.purged.map_or(0, |p| p.index);
+            ensure!(
+                purged > lagging_last + 1,
+                "leader purged up to {purged} only"
+            );
+            Ok(purged)
+        },
+    )
+    .await?;
+
+    c.restart(lagging).await?;
+    wait_until(
+        "the lagging member to install a snapshot",
+        Duration::from_secs(20),
+        || async {
+            let v = get_serializable(&c, lagging, "k299").await?;
+            ensure!(v.as_deref() == Some("v299"), "not yet: {v:?}");
+            Ok(())
+        },
+    )
+    .await?;
+    let m = c.members[lagging]
+        .as_ref()
+        .unwrap()
+        .raft()
+        .metrics()
+        .borrow()
+        .clone();
+    let snap = m.snapshot.context("the lagging member has a snapshot")?;
+    ensure!(
+        snap.index >= purged,
+        "its snapshot ({}) covers the purged log ({purged})",
+        snap.index
+    );
+    let r = c
+        .client(lagging)
+        .await?
+        .get(
+            "k",
+            Some(
+                GetOptions::new()
+                    .with_prefix()
+                    .with_serializable()
+                    .with_count_only(),
+            ),
+        )
+        .await?;
+    ensure!(r.count() == 300, "all 300 keys there, got {}", r.count());
+    Ok(())
+}
