@@ -1,4 +1,5 @@
-//! API server configuration: where the store is, which ranges Services draw from, and how
+//! API server configuration: where the store is (an embedded single-member kubelab store, or
+//! external etcd-API endpoints), which ranges Services draw from, and how
 //! clients are served and identified ([`SecurityConfig`]).
 
 use std::net::IpAddr;
@@ -11,9 +12,16 @@ use serde::Deserialize;
 /// A bad configuration value, naming the field.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    /// No store endpoint.
-    #[error("etcd_servers: at least one store endpoint is required (e.g. http://127.0.0.1:2379)")]
+    /// No store endpoint and no embedded store.
+    #[error(
+        "etcd_servers: at least one store endpoint is required (e.g. http://127.0.0.1:2379), or set embedded_store to embed one"
+    )]
     NoStore,
+    /// Both an embedded store and external endpoints.
+    #[error(
+        "embedded_store and etcd_servers exclude each other: drop --etcd-servers to embed a store, or --store-data-dir to use the external one"
+    )]
+    BothStores,
     /// An endpoint that is not an http(s) URL.
     #[error("etcd_servers: {0:?} is not an http:// or https:// URL")]
     BadEndpoint(String),
@@ -82,8 +90,14 @@ impl std::str::FromStr for PortRange {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Store endpoints (etcd v3 API), e.g. `http://127.0.0.1:2379`.
+    /// External store endpoints (etcd v3 API: real etcd or a kubelab store cluster), e.g.
+    /// `http://127.0.0.1:2379`. Empty when [`Config::embedded_store`] is set.
+    #[serde(default)]
     pub etcd_servers: Vec<String>,
+    /// Data dir of a single-member kubelab store embedded in this process (client and peer
+    /// on loopback ephemeral ports), started before and stopped after serving.
+    #[serde(default)]
+    pub embedded_store: Option<PathBuf>,
     /// Where Service ClusterIPs come from.
     pub service_cluster_ip_range: Ipv4Network,
     /// Where Service NodePorts come from.
@@ -187,10 +201,11 @@ mod secs {
 }
 
 impl Config {
-    /// Defaults as Kubernetes ships them, for the given store and cert dir.
+    /// Defaults as Kubernetes ships them, for the given external store and cert dir.
     pub fn new(etcd_servers: Vec<String>, cert_dir: impl Into<PathBuf>) -> Config {
         Config {
             etcd_servers,
+            embedded_store: None,
             service_cluster_ip_range: Ipv4Network::new([10, 96, 0, 0].into(), 12)
                 .expect("constant network is valid"),
             service_node_port_range: PortRange {
@@ -204,10 +219,20 @@ impl Config {
         }
     }
 
+    /// Defaults with a store embedded in this process, its data in `store_data_dir`.
+    pub fn embedded(store_data_dir: impl Into<PathBuf>, cert_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            embedded_store: Some(store_data_dir.into()),
+            ..Config::new(Vec::new(), cert_dir)
+        }
+    }
+
     /// Checks every field; run before anything is started.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.etcd_servers.is_empty() {
-            return Err(ConfigError::NoStore);
+        match (&self.embedded_store, self.etcd_servers.is_empty()) {
+            (Some(_), false) => return Err(ConfigError::BothStores),
+            (None, true) => return Err(ConfigError::NoStore),
+            _ => {}
         }
         for e in &self.etcd_servers {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
@@ -255,6 +280,12 @@ mod tests {
                 .to_string()
                 .starts_with("etcd_servers")
         );
+        c.etcd_servers.clear();
+        assert_eq!(c.validate(), Err(ConfigError::NoStore));
+        let mut c = Config::embedded("/tmp/store", "/tmp/pki");
+        assert!(c.validate().is_ok());
+        c.etcd_servers = vec!["http://x".into()];
+        assert_eq!(c.validate(), Err(ConfigError::BothStores));
         let mut c = Config::new(vec!["http://x".into()], "/tmp/pki");
         c.service_cluster_ip_range = "10.0.0.0/31".parse().unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::RangeTooSmall(_))));

@@ -1,7 +1,8 @@
 //! kubelab's API server: the Kubernetes REST API over a store that speaks the etcd v3 API.
 //!
 //! # Layout
-//! - [`run`] (here): set up security, connect to the store, bootstrap the system namespaces
+//! - [`run`] (here): start the embedded store unless external endpoints are configured
+//!   ([`embedded`]), set up security, connect to the store, bootstrap the system namespaces
 //!   and the RBAC policy, serve HTTPS.
 //! - [`listen`]: the accept loop — TLS handshake ([`tls`]), HTTP/1.1 or HTTP/2, the client
 //!   certificate handed to the pipeline.
@@ -31,6 +32,7 @@ pub mod authn;
 pub mod authz;
 pub mod config;
 pub mod discovery;
+pub mod embedded;
 pub mod error;
 pub mod handlers;
 pub mod kubeconfig;
@@ -88,6 +90,9 @@ pub enum RunError {
     /// TLS, the cert dir, or an authentication file.
     #[error("cannot set up TLS and authentication")]
     Security(#[from] security::SecurityError),
+    /// The embedded store did not start.
+    #[error("cannot start the embedded store")]
+    Embedded(#[from] embedded::EmbeddedError),
     /// The store could not be reached.
     #[error("cannot use the store")]
     Store(#[from] storage::StorageError),
@@ -227,7 +232,27 @@ pub async fn prepare(config: Config, bound: std::net::SocketAddr) -> Result<Prep
 
 /// Serves the API on `listener` until `shutdown` completes: HTTPS (or plain HTTP on
 /// loopback when configured), after writing the admin kubeconfig if one was asked for.
+///
+/// With [`Config::embedded_store`] set, the store is started first and stopped after serving
+/// ends (also when start-up fails).
 pub async fn run(
+    mut config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    config.validate()?;
+    let Some(dir) = config.embedded_store.clone() else {
+        return serve(config, listener, shutdown).await;
+    };
+    let store = embedded::start(&dir).await?;
+    config.etcd_servers = store.endpoints();
+    config.embedded_store = None;
+    let result = serve(config, listener, shutdown).await;
+    store.shutdown().await;
+    result
+}
+
+async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -8,9 +8,13 @@ use anyhow::Context as _;
 /// Flags of `kubelabd apiserver` (named as kube-apiserver names them).
 #[derive(clap::Args)]
 pub struct Args {
-    /// Store endpoints (etcd v3 API), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    /// External store endpoints (etcd v3 API: real etcd or `kubelabd store` members),
+    /// comma-separated. Without it the server embeds a single-member kubelab store.
+    #[arg(long, value_delimiter = ',', conflicts_with = "store_data_dir")]
     etcd_servers: Vec<String>,
+    /// Data dir of the embedded store (used when --etcd-servers is not given).
+    #[arg(long)]
+    store_data_dir: Option<PathBuf>,
     /// Address to listen on (0.0.0.0 for every address).
     #[arg(long, default_value = "127.0.0.1")]
     bind_address: std::net::IpAddr,
@@ -56,9 +60,19 @@ pub struct Args {
     kubeconfig_out: Option<PathBuf>,
 }
 
-/// Runs the API server until SIGINT or SIGTERM.
+/// Where the embedded store keeps its data unless --store-data-dir says otherwise.
+const DEFAULT_STORE_DATA_DIR: &str = "/var/lib/kubelab/apiserver-store";
+
+/// Runs the API server until SIGINT or SIGTERM (then stops the embedded store, if any).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut config = kubelab_apiserver::Config::new(args.etcd_servers, args.cert_dir);
+    let mut config = if args.etcd_servers.is_empty() {
+        let dir = args
+            .store_data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_DATA_DIR));
+        kubelab_apiserver::Config::embedded(dir, args.cert_dir)
+    } else {
+        kubelab_apiserver::Config::new(args.etcd_servers, args.cert_dir)
+    };
     config.service_cluster_ip_range = args.service_cluster_ip_range;
     config.service_node_port_range = args.service_node_port_range;
     let s = &mut config.security;

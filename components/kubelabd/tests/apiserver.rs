@@ -216,3 +216,74 @@ fn apiserver_subcommand_writes_a_kubeconfig_kubectl_can_use() {
         "{out:?}"
     );
 }
+
+/// Starts `kubelabd apiserver` with its embedded store (no --etcd-servers) and waits until
+/// kubectl reaches it through the written kubeconfig.
+fn start_embedded(dir: &Path, kubectl: &Path) -> Proc {
+    let kubeconfig = dir.join("admin.kubeconfig");
+    let _ = std::fs::remove_file(&kubeconfig);
+    let child = Command::new(env!("CARGO_BIN_EXE_kubelabd"))
+        .args(["apiserver", "--bind-address", "127.0.0.1", "--port", "0"])
+        .arg("--cert-dir")
+        .arg(dir.join("pki"))
+        .arg("--store-data-dir")
+        .arg(dir.join("store"))
+        .arg("--kubeconfig-out")
+        .arg(&kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("apiserver.log")).unwrap())
+        .spawn()
+        .expect("spawn kubelabd apiserver");
+    let proc = Proc(child);
+    wait_until("kubectl via the embedded-store server", || {
+        let out = Command::new(kubectl)
+            .args(["get", "ns", "default", "-o", "name"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", dir)
+            .output()
+            .unwrap();
+        out.status.success().then_some(())
+    });
+    proc
+}
+
+/// Sends SIGTERM to our own child by PID and waits (bounded) for its exit status.
+fn terminate(mut proc: Proc) -> std::process::ExitStatus {
+    let pid = libc::pid_t::try_from(proc.0.id()).expect("pid fits");
+    // SAFETY: kill(2) on the PID of a child we spawned and have not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    wait_until("kubelabd apiserver to exit after SIGTERM", || {
+        proc.0.try_wait().unwrap()
+    })
+}
+
+#[test]
+fn apiserver_embeds_its_store_by_default_and_stops_it_cleanly_on_sigterm() {
+    let Some(kubectl) = find("kubectl", &["/usr/local/bin", "/usr/bin"]) else {
+        eprintln!("SKIP: kubectl is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("admin.kubeconfig");
+    let run = |args: &[&str]| {
+        Command::new(&kubectl)
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    let server = start_embedded(dir.path(), &kubectl);
+    let out = run(&["create", "configmap", "kept", "--from-literal=k=v"]);
+    assert!(out.status.success(), "{out:?}");
+    let status = terminate(server);
+    let log = std::fs::read_to_string(dir.path().join("apiserver.log")).unwrap_or_default();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("embedded store stopped"), "{log}");
+
+    // Restarted on the same data dir: the object is still there.
+    let server = start_embedded(dir.path(), &kubectl);
+    let out = run(&["get", "configmap", "kept", "-o", "jsonpath={.data.k}"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v", "{out:?}");
+    assert!(terminate(server).success());
+}
