@@ -102,7 +102,7 @@ async fn main() {
     let s = support::Server::start().await;
     let c = s.client();
     support::namespace(&c, "bench").await;
-    let etcd = etcd_client::Client::connect([s.etcd.endpoint.as_str()], None)
+    let etcd = etcd_client::Client::connect(s.store.endpoints(), None)
         .await
         .expect("etcd");
     println!(

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use kubelab_apiserver::kubeconfig::{self, Credentials};
 use kubelab_apiserver::pki;
 
-use crate::support::{self, Client, DEV_TOKEN, DEV_TOKEN_USER, Server};
-use crate::util::{Kubectl, Run, skip};
+use crate::support::{self, Backend, Client, DEV_TOKEN, DEV_TOKEN_USER, Server};
+use crate::util::{Kubectl, Run};
 
 /// How long an RBAC change may take to reach the server's watch-fed cache.
 const RBAC_PROPAGATION: Duration = Duration::from_secs(15);
@@ -41,12 +41,9 @@ fn assert_unauthorized((code, body): (u16, serde_json::Value)) {
 /// kubectl's words for a 401.
 const KUBECTL_401: &str = "You must be logged in to the server";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_unknown_foreign_and_expired_credentials_are_401() {
-    if skip() {
-        return;
-    }
-    let s = Server::start().await;
+per_backend!(missing_unknown_foreign_and_expired_credentials_are_401);
+async fn missing_unknown_foreign_and_expired_credentials_are_401(backend: Backend) {
+    let s = Server::start_on(backend).await;
 
     // Nothing at all: 401 with a Status body, except kube's anonymous health checks.
     assert_unauthorized(s.anonymous().get("/api/v1/namespaces").await);
@@ -116,12 +113,9 @@ async fn missing_unknown_foreign_and_expired_credentials_are_401() {
         .ok(&["default"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn namespaced_read_only_role_allows_reads_and_forbids_the_rest() {
-    if skip() {
-        return;
-    }
-    let s = Server::start().await;
+per_backend!(namespaced_read_only_role_allows_reads_and_forbids_the_rest);
+async fn namespaced_read_only_role_allows_reads_and_forbids_the_rest(backend: Backend) {
+    let s = Server::start_on(backend).await;
     let admin = Kubectl::new(&s);
     for ns in ["sec-a", "sec-b"] {
         admin.run(&["create", "namespace", ns]).ok(&["created"]);
@@ -222,12 +216,9 @@ fn can_i(k: &Kubectl, args: &[&str]) -> bool {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_can_i_whoami_and_live_rbac_changes() {
-    if skip() {
-        return;
-    }
-    let s = Server::start().await;
+per_backend!(auth_can_i_whoami_and_live_rbac_changes);
+async fn auth_can_i_whoami_and_live_rbac_changes(backend: Backend) {
+    let s = Server::start_on(backend).await;
     let admin = Kubectl::new(&s);
     admin
         .run(&["create", "namespace", "sec-c"])
@@ -376,12 +367,9 @@ async fn auth_can_i_whoami_and_live_rbac_changes() {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_file_users_authenticate_and_are_authorized_by_group() {
-    if skip() {
-        return;
-    }
-    let s = Server::start().await;
+per_backend!(token_file_users_authenticate_and_are_authorized_by_group);
+async fn token_file_users_authenticate_and_are_authorized_by_group(backend: Backend) {
+    let s = Server::start_on(backend).await;
     let admin = Kubectl::new(&s);
     let path = kubeconfig_with(&s, "dev", &Credentials::Token(DEV_TOKEN.into()));
     let dev = Kubectl::with_kubeconfig(&s, path, "dev-home");

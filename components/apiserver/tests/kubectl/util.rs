@@ -18,15 +18,15 @@ pub fn kubectl_path() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// True (after printing why) when this suite cannot run here.
-pub fn skip() -> bool {
+/// True (after printing why) when this suite cannot run here on `backend`.
+pub fn skip(backend: support::Backend) -> bool {
     if kubectl_path().is_none() {
         eprintln!(
             "SKIP: kubectl is not installed (looked in $KUBECTL, /usr/local/bin, /usr/bin, PATH)"
         );
         return true;
     }
-    support::missing(support::ETCD)
+    backend.missing()
 }
 
 /// A kubectl bound to one server's kubeconfig, with its own HOME (discovery cache).

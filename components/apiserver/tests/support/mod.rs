@@ -140,6 +140,11 @@ impl Etcd {
         healthy.then_some(etcd)
     }
 
+    /// The etcd process id (benchmarks read its memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills etcd now (tests of an unreachable store).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -176,7 +181,7 @@ pub struct Server {
     /// `https://127.0.0.1:port` (or `http://` in plain mode).
     pub url: String,
     /// Its store.
-    pub etcd: Etcd,
+    pub store: Store,
     /// Scratch dir (cert dir `pki/`, admin kubeconfig, token file, manifests).
     pub dir: tempfile::TempDir,
     /// The admin kubeconfig the server wrote.
@@ -191,13 +196,31 @@ impl Server {
         Server::start_with_tokens(&[], tweak).await
     }
 
+    /// Starts the server on the given store backend.
+    pub async fn start_on(backend: Backend) -> Server {
+        Server::start_full(backend, &[], |_| {}).await
+    }
+
     /// Starts with extra token file lines (`token,user,uid,"groups"`).
     pub async fn start_with_tokens(
         tokens: &[&str],
         tweak: impl FnOnce(&mut kubelab_apiserver::Config),
     ) -> Server {
-        let etcd = Etcd::start();
+        Server::start_full(Backend::Etcd, tokens, tweak).await
+    }
+
+    /// Starts the backend, then the server over it.
+    pub async fn start_full(
+        backend: Backend,
+        tokens: &[&str],
+        tweak: impl FnOnce(&mut kubelab_apiserver::Config),
+    ) -> Server {
         let dir = tempfile::tempdir().expect("scratch dir");
+        let store = match backend {
+            Backend::Etcd => Store::Etcd(Etcd::start()),
+            Backend::Embedded => Store::Embedded,
+            Backend::Store3 => Store::Cluster(StoreCluster::start(3).await),
+        };
         let token_file = dir.path().join("tokens.csv");
         let mut lines = vec![
             format!("{ADMIN_TOKEN},{ADMIN_TOKEN_USER},100,system:masters"),
@@ -206,8 +229,13 @@ impl Server {
         lines.extend(tokens.iter().map(|t| t.to_string()));
         std::fs::write(&token_file, lines.join("\n")).expect("token file");
         let admin_kubeconfig = dir.path().join("admin.kubeconfig");
-        let mut config =
-            kubelab_apiserver::Config::new(vec![etcd.endpoint.clone()], dir.path().join("pki"));
+        let mut config = match &store {
+            Store::Embedded => kubelab_apiserver::Config::embedded(
+                dir.path().join("store"),
+                dir.path().join("pki"),
+            ),
+            other => kubelab_apiserver::Config::new(other.endpoints(), dir.path().join("pki")),
+        };
         config.bookmark_interval = Duration::from_secs(1);
         config.security.token_auth_file = Some(token_file.clone());
         config.security.admin_kubeconfig = Some(admin_kubeconfig.clone());
@@ -232,7 +260,7 @@ impl Server {
             shutdown: Some(tx),
             task: Some(task),
             url,
-            etcd,
+            store,
             dir,
             admin_kubeconfig,
             token_file,
@@ -340,13 +368,150 @@ pub fn kubeconfig_credentials(path: &Path) -> (String, String) {
     (field("client-certificate-data"), field("client-key-data"))
 }
 
+impl Server {
+    /// The etcd of an etcd-backed server (tests that stop or read the store directly).
+    pub fn etcd(&mut self) -> &mut Etcd {
+        match &mut self.store {
+            Store::Etcd(e) => e,
+            _ => panic!("this test needs Server::start (etcd backend)"),
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(t) = self.task.take() {
-            t.abort();
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        // An embedded store stops when `run` returns: wait for that (bounded) so its data dir
+        // is closed before the scratch dir goes. Only a multi-thread runtime can drive the
+        // task while this thread waits; elsewhere the task is aborted.
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if matches!(self.store, Store::Embedded) && multi {
+            let h = tokio::runtime::Handle::current();
+            let wait = async move {
+                let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            };
+            let _ = std::thread::scope(|s| s.spawn(|| h.block_on(wait)).join());
+        } else {
+            task.abort();
+        }
+    }
+}
+
+/// Which store a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The single-member kubelab store embedded in the API server (the default of
+    /// `kubelabd apiserver`).
+    Embedded,
+    /// Real etcd 3.4, a child process.
+    Etcd,
+    /// Three kubelab store members in this process, on loopback.
+    Store3,
+}
+
+impl Backend {
+    /// True (after printing why) when this backend cannot run here.
+    pub fn missing(self) -> bool {
+        self == Backend::Etcd && missing(ETCD)
+    }
+}
+
+/// A test server's store.
+pub enum Store {
+    /// Real etcd.
+    Etcd(Etcd),
+    /// Started and stopped by the API server itself.
+    Embedded,
+    /// A kubelab store cluster.
+    Cluster(StoreCluster),
+}
+
+impl Store {
+    /// The etcd v3 API endpoints (none for the embedded store: only the server knows them).
+    pub fn endpoints(&self) -> Vec<String> {
+        match self {
+            Store::Etcd(e) => vec![e.endpoint.clone()],
+            Store::Embedded => Vec::new(),
+            Store::Cluster(c) => c.endpoints(),
+        }
+    }
+}
+
+/// kubelab store members in this process on loopback ports, each with a data dir in a temp
+/// dir; every member is shut down on drop.
+pub struct StoreCluster {
+    members: Vec<kubelab_store::RunningStore>,
+    _dir: tempfile::TempDir,
+}
+
+impl StoreCluster {
+    /// Starts `n` members as a new cluster and waits until they agree on a leader.
+    pub async fn start(n: usize) -> StoreCluster {
+        let dir = tempfile::tempdir().expect("store temp dir");
+        let peers: Vec<String> = (0..n)
+            .map(|_| format!("http://127.0.0.1:{}", free_port()))
+            .collect();
+        let initial = peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("m{i}={p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members = Vec::new();
+        for (i, peer) in peers.iter().enumerate() {
+            let mut c =
+                kubelab_store::Config::single(&format!("m{i}"), dir.path().join(format!("m{i}")));
+            c.listen_peer_urls = vec![peer.clone()];
+            c.initial_cluster = initial.clone();
+            members.push(kubelab_store::start(c).await.expect("start a store member"));
+        }
+        let cluster = StoreCluster { members, _dir: dir };
+        wait_until_async(
+            "a store leader known to every member",
+            Duration::from_secs(30),
+            || {
+                let leaders: Vec<_> = cluster.members.iter().map(|m| m.leader_id()).collect();
+                async move {
+                    (leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])).then_some(())
+                }
+            },
+        )
+        .await;
+        cluster
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .flat_map(|m| m.client_urls().to_vec())
+            .collect()
+    }
+}
+
+impl Drop for StoreCluster {
+    fn drop(&mut self) {
+        let members = std::mem::take(&mut self.members);
+        let stop = async move {
+            for m in members {
+                m.shutdown().await;
+            }
+        };
+        // Drop cannot await: run the shutdowns on a helper thread.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                let _ = std::thread::scope(|s| s.spawn(|| h.block_on(stop)).join());
+            }
+            _ => {
+                let rt = tokio::runtime::Runtime::new().expect("runtime");
+                let _ = std::thread::scope(|s| s.spawn(|| rt.block_on(stop)).join());
+            }
         }
     }
 }
