@@ -350,6 +350,26 @@ impl Server {
     }
 }
 
+/// An HTTPS client from a kubeconfig file (its server, CA and client certificate).
+pub fn client_from_kubeconfig(path: &Path) -> Client {
+    let text = std::fs::read_to_string(path).expect("kubeconfig");
+    let v: Value = serde_yaml_ng::from_str(&text).expect("kubeconfig YAML");
+    let cluster = &v["clusters"][0]["cluster"];
+    let server = cluster["server"].as_str().expect("server");
+    let ca = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(
+                cluster["certificate-authority-data"]
+                    .as_str()
+                    .expect("CA data"),
+            )
+            .expect("base64"),
+    )
+    .expect("CA PEM");
+    let (cert, key) = kubeconfig_credentials(path);
+    Client::new(server, Some(&ca), Some((&cert, &key)), None)
+}
+
 /// The client certificate and key PEM of a kubeconfig's first user.
 pub fn kubeconfig_credentials(path: &Path) -> (String, String) {
     let text = std::fs::read_to_string(path).expect("kubeconfig");
@@ -451,8 +471,21 @@ pub struct StoreCluster {
 }
 
 impl StoreCluster {
-    /// Starts `n` members as a new cluster and waits until they agree on a leader.
+    /// Starts `n` members as a new cluster and waits until they agree on a leader. Peer
+    /// ports are picked free just before the start; if another test grabs one in between,
+    /// the members started are shut down and the cluster is started again on new ports (up
+    /// to 3 attempts).
     pub async fn start(n: usize) -> StoreCluster {
+        for attempt in 1..=3 {
+            match StoreCluster::try_start(n).await {
+                Ok(c) => return c,
+                Err(e) => eprintln!("store cluster start failed (attempt {attempt}): {e}"),
+            }
+        }
+        panic!("the store cluster did not start in 3 attempts");
+    }
+
+    async fn try_start(n: usize) -> Result<StoreCluster, kubelab_store::Error> {
         let dir = tempfile::tempdir().expect("store temp dir");
         let peers: Vec<String> = (0..n)
             .map(|_| format!("http://127.0.0.1:{}", free_port()))
@@ -469,7 +502,15 @@ impl StoreCluster {
                 kubelab_store::Config::single(&format!("m{i}"), dir.path().join(format!("m{i}")));
             c.listen_peer_urls = vec![peer.clone()];
             c.initial_cluster = initial.clone();
-            members.push(kubelab_store::start(c).await.expect("start a store member"));
+            match kubelab_store::start(c).await {
+                Ok(m) => members.push(m),
+                Err(e) => {
+                    for m in members {
+                        m.shutdown().await;
+                    }
+                    return Err(e);
+                }
+            }
         }
         let cluster = StoreCluster { members, _dir: dir };
         wait_until_async(
@@ -483,7 +524,7 @@ impl StoreCluster {
             },
         )
         .await;
-        cluster
+        Ok(cluster)
     }
 
     /// Every member's client URL.
