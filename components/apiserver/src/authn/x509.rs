@@ -3,10 +3,15 @@
 //! `--client-ca-file`), be valid now and allow client auth; the user is the subject's common
 //! name and the groups are its organizations.
 //!
-//! The chain check is rustls' own WebPKI client verifier, called per request (the TLS layer
-//! only checked proof of key possession; see `tls`).
+//! The chain check is rustls' own WebPKI client verifier (the TLS layer only checked proof
+//! of key possession; see `tls`). Its ECDSA signature check dominated the server's CPU per
+//! request on keep-alive connections, so a verified chain's user is remembered, keyed by the
+//! SHA-256 of the whole chain as presented, until the earliest `notAfter` in the chain (the
+//! client CA is fixed for the server's lifetime, and Kubernetes has no revocation). The
+//! memo is bounded ([`MEMO_CAPACITY`]; emptied when full); failures are never remembered.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -16,9 +21,31 @@ use rustls::server::danger::ClientCertVerifier;
 use super::{Authenticator, AuthnError, Credentials, User};
 use crate::pki::inspect::inspect;
 
+/// How many verified chains are remembered.
+pub const MEMO_CAPACITY: usize = 4096;
+
 /// Verifies client certificates against a set of CAs.
 pub struct X509 {
     verifier: Arc<dyn ClientCertVerifier>,
+    /// SHA-256 of the chain → (user, valid until, Unix seconds).
+    memo: Mutex<HashMap<[u8; 32], (User, i64)>>,
+}
+
+fn chain_digest(chain: &[CertificateDer<'static>]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for cert in chain {
+        ctx.update(&(cert.len() as u64).to_be_bytes());
+        ctx.update(cert);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A client CA set that cannot be used.
@@ -34,11 +61,37 @@ impl X509 {
                 .allow_unauthenticated()
                 .build()
                 .map_err(BadClientCa)?;
-        Ok(X509 { verifier })
+        Ok(X509 {
+            verifier,
+            memo: Mutex::new(HashMap::new()),
+        })
     }
 
-    /// The user a verified chain names.
+    /// The user a verified chain names (remembered until the chain expires).
     pub fn verify(&self, chain: &[CertificateDer<'static>]) -> Result<User, AuthnError> {
+        let key = chain_digest(chain);
+        let now = now_unix();
+        let memo = |m: &mut HashMap<[u8; 32], (User, i64)>| match m.get(&key) {
+            Some((user, until)) if now < *until => Some(user.clone()),
+            _ => None,
+        };
+        if let Some(user) = memo(&mut self.memo.lock().expect("memo lock")) {
+            return Ok(user);
+        }
+        let (user, until) = self.verify_uncached(chain)?;
+        let mut m = self.memo.lock().expect("memo lock");
+        if m.len() >= MEMO_CAPACITY {
+            m.clear();
+        }
+        m.insert(key, (user.clone(), until));
+        Ok(user)
+    }
+
+    /// Full verification; also returns the earliest `notAfter` of the chain.
+    fn verify_uncached(
+        &self,
+        chain: &[CertificateDer<'static>],
+    ) -> Result<(User, i64), AuthnError> {
         let (leaf, intermediates) = chain
             .split_first()
             .ok_or_else(|| AuthnError::Certificate("empty chain".into()))?;
@@ -46,15 +99,22 @@ impl X509 {
             .verify_client_cert(leaf, intermediates, UnixTime::now())
             .map_err(|e| AuthnError::Certificate(e.to_string()))?;
         let info = inspect(leaf).map_err(AuthnError::Certificate)?;
+        let until = intermediates
+            .iter()
+            .filter_map(|c| inspect(c).ok().map(|i| i.not_after))
+            .fold(info.not_after, i64::min);
         let name = info
             .common_name
             .filter(|n| !n.is_empty())
             .ok_or_else(|| AuthnError::Certificate("the subject has no common name".into()))?;
-        Ok(User {
-            name,
-            groups: info.organizations,
-            ..User::default()
-        })
+        Ok((
+            User {
+                name,
+                groups: info.organizations,
+                ..User::default()
+            },
+            until,
+        ))
     }
 }
 
@@ -124,5 +184,35 @@ mod tests {
         // No common name.
         let nameless = ca.issue_client("", &[], year).unwrap();
         assert!(auth.verify(&[nameless.cert_der]).is_err());
+    }
+
+    #[test]
+    fn remembers_verified_chains_until_they_expire_and_never_failures() {
+        let (ca, _) = Ca::generate("kubernetes").unwrap();
+        let auth = X509::new(roots(&ca)).unwrap();
+        let hour = Validity::from_now(Duration::from_secs(3600));
+        let bob = ca.issue_client("bob", &["qa".into()], hour).unwrap();
+        let first = auth.verify(std::slice::from_ref(&bob.cert_der)).unwrap();
+        let second = auth.verify(std::slice::from_ref(&bob.cert_der)).unwrap();
+        assert_eq!(first, second);
+        let memo = auth.memo.lock().unwrap();
+        assert_eq!(memo.len(), 1);
+        let (_, until) = memo.values().next().unwrap();
+        let expected = hour
+            .not_after
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!((until - expected).abs() <= 1, "{until} vs {expected}");
+        drop(memo);
+        let (other, _) = Ca::generate("kubernetes").unwrap();
+        let mallory = other.issue_client("bob", &[], hour).unwrap();
+        for _ in 0..2 {
+            assert!(
+                auth.verify(std::slice::from_ref(&mallory.cert_der))
+                    .is_err()
+            );
+        }
+        assert_eq!(auth.memo.lock().unwrap().len(), 1);
     }
 }
