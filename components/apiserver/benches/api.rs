@@ -1,40 +1,54 @@
-//! API server latency and throughput over real etcd 3.4, next to the store itself.
+//! API server latency and throughput on the embedded kubelab store and on real etcd 3.4, side
+//! by side in one run.
 //!
-//! `cargo bench -p kubelab-apiserver --bench api` (release build). Starts a private etcd and the
-//! server in-process on loopback, then measures, with 1 and 32 concurrent clients: create, get,
-//! update (p50/p99 latency, requests/s); list of 10,000 pods as JSON and as the Table kubectl
-//! asks for; watch delivery latency (write acknowledged → event received); process RSS while
-//! holding 10,000 pods. The named peer is the store: the same put/get through etcd-client
-//! directly, printed side by side with the ratio API server / store. Prints markdown.
+//! `cargo bench -p kubelab-apiserver --bench api` (release build). For each backend
+//! (`BENCH_BACKENDS`, default `embedded,etcd`) the bench starts the server in a child process
+//! of its own (the bench binary re-run with `BENCH_SERVER=<backend>`: the API server over
+//! HTTPS on loopback with, for `embedded`, the store in the same process; for `etcd`, a
+//! private etcd 3.4 child of that child), so the server's resident memory is measured
+//! without the bench client's. The client measures, with 1 and 32 concurrent clients:
+//! create, get, update (merge patch), list (pages of 50) and watch delivery (how long after a
+//! write's acknowledgement its event arrives on the writer's own watch; 0 when it was
+//! already there) — p50/p99 latency and requests/s; then fills to `BENCH_LIST` (10,000) pods
+//! and times a list of all of them as JSON, as the Table pages `kubectl get pods -A` fetches,
+//! and the real `kubectl get pods -A` when installed; then reads the RSS of the server
+//! process (and of etcd). Prints one markdown table with both backends side by side and the
+//! ratio embedded/etcd of p99.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort();
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
+fn ms(d: f64) -> String {
+    format!("{d:.2}")
 }
 
-struct Stat {
-    p50: Duration,
-    p99: Duration,
-    per_sec: f64,
+/// One measured row: p50/p99 in milliseconds, requests per second.
+fn stat(lat: Vec<Duration>, elapsed: Duration) -> Value {
+    let n = lat.len();
+    json!({
+        "p50": pct(lat.clone(), 0.50).as_secs_f64() * 1000.0,
+        "p99": pct(lat, 0.99).as_secs_f64() * 1000.0,
+        "per_sec": n as f64 / elapsed.as_secs_f64(),
+    })
 }
 
-/// Runs `total` operations over `clients` concurrent tasks; `op(i)` performs operation i.
-async fn measure<F, Fut>(clients: usize, total: usize, op: F) -> Stat
+/// Runs `total` operations over `clients` concurrent tasks; `op(i)` performs operation i and
+/// returns its latency (usually the time of the call).
+async fn measure<F, Fut>(clients: usize, total: usize, op: F) -> Value
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    Fut: std::future::Future<Output = Duration> + Send,
 {
     let op = Arc::new(op);
     let start = Instant::now();
@@ -45,9 +59,7 @@ where
             let mut lat = Vec::new();
             let mut i = c;
             while i < total {
-                let t = Instant::now();
-                op(i).await;
-                lat.push(t.elapsed());
+                lat.push(op(i).await);
                 i += clients;
             }
             lat
@@ -57,16 +69,12 @@ where
     for t in tasks {
         all.extend(t.await.expect("bench task"));
     }
-    let elapsed = start.elapsed();
-    Stat {
-        p50: pct(all.clone(), 0.50),
-        p99: pct(all, 0.99),
-        per_sec: total as f64 / elapsed.as_secs_f64(),
-    }
+    stat(all, start.elapsed())
 }
 
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Resident memory of a process in MB.
+fn rss_mb(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| {
@@ -81,42 +89,34 @@ fn rss_mb() -> f64 {
         / 1024.0
 }
 
-fn pod(name: &str) -> serde_json::Value {
+fn pod(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
            "spec": {"containers": [{"name": "c", "image": "nginx:1.25", "ports": [{"containerPort": 80}]}]}})
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
-    if support::missing(support::ETCD) {
-        return;
-    }
-    let ops: usize = std::env::var("BENCH_OPS")
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(640);
-    let big: usize = std::env::var("BENCH_LIST")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let s = support::Server::start().await;
-    let c = s.client();
+        .unwrap_or(default)
+}
+
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
+/// Everything measured on one backend, as JSON for the parent.
+async fn bench(server: &ServerChild) -> Value {
+    let ops = env_usize("BENCH_OPS", 640);
+    let big = env_usize("BENCH_LIST", 10_000);
+    let c = support::client_from_kubeconfig(&server.kubeconfig);
     support::namespace(&c, "bench").await;
-    let etcd = etcd_client::Client::connect([s.etcd.endpoint.as_str()], None)
-        .await
-        .expect("etcd");
-    println!(
-        "| operation | clients | API server p50 ms | p99 ms | req/s | store p50 ms | p99 ms | ops/s | p50 ratio |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut rows = BTreeMap::new();
     for clients in [1usize, 32] {
         let tag = format!("c{clients}");
-        // create
-        let cc = c.clone();
-        let t = tag.clone();
-        let api = measure(clients, ops, move |i| {
+        let (cc, t) = (c.clone(), tag.clone());
+        let create = measure(clients, ops, move |i| {
             let (cc, t) = (cc.clone(), t.clone());
             async move {
+                let start = Instant::now();
                 let (code, body) = cc
                     .json(
                         "POST",
@@ -125,51 +125,28 @@ async fn main() {
                     )
                     .await;
                 assert_eq!(code, 201, "{body}");
+                start.elapsed()
             }
         })
         .await;
-        let ec = etcd.clone();
-        let t = tag.clone();
-        let store = measure(clients, ops, move |i| {
-            let (mut ec, t) = (ec.clone(), t.clone());
-            async move {
-                let v = serde_json::to_vec(&pod(&format!("{t}-{i}"))).unwrap();
-                ec.put(format!("/bench/{t}/{i}"), v, None)
-                    .await
-                    .expect("put");
-            }
-        })
-        .await;
-        row("create", clients, &api, &store);
-        // get
-        let cc = c.clone();
-        let t = tag.clone();
-        let api = measure(clients, ops, move |i| {
+        let (cc, t) = (c.clone(), tag.clone());
+        let get = measure(clients, ops, move |i| {
             let (cc, t) = (cc.clone(), t.clone());
             async move {
+                let start = Instant::now();
                 let (code, _) = cc
                     .get(&format!("/api/v1/namespaces/bench/pods/{t}-{i}"))
                     .await;
                 assert_eq!(code, 200);
+                start.elapsed()
             }
         })
         .await;
-        let ec = etcd.clone();
-        let t = tag.clone();
-        let store = measure(clients, ops, move |i| {
-            let (mut ec, t) = (ec.clone(), t.clone());
-            async move {
-                ec.get(format!("/bench/{t}/{i}"), None).await.expect("get");
-            }
-        })
-        .await;
-        row("get", clients, &api, &store);
-        // update (merge patch: read-modify-write inside the server)
-        let cc = c.clone();
-        let t = tag.clone();
-        let api = measure(clients, ops, move |i| {
+        let (cc, t) = (c.clone(), tag.clone());
+        let update = measure(clients, ops, move |i| {
             let (cc, t) = (cc.clone(), t.clone());
             async move {
+                let start = Instant::now();
                 let (code, _) = cc
                     .patch(
                         &format!("/api/v1/namespaces/bench/pods/{t}-{i}"),
@@ -178,54 +155,67 @@ async fn main() {
                     )
                     .await;
                 assert_eq!(code, 200);
+                start.elapsed()
             }
         })
         .await;
-        let ec = etcd.clone();
-        let t = tag.clone();
-        let store = measure(clients, ops, move |i| {
-            let (mut ec, t) = (ec.clone(), t.clone());
+        let cc = c.clone();
+        let list = measure(clients, ops / 4, move |_| {
+            let cc = cc.clone();
             async move {
-                let v = serde_json::to_vec(&pod(&format!("{t}-{i}-u"))).unwrap();
-                ec.put(format!("/bench/{t}/{i}"), v, None)
-                    .await
-                    .expect("put");
+                let start = Instant::now();
+                let (code, _) = cc.get("/api/v1/namespaces/bench/pods?limit=50").await;
+                assert_eq!(code, 200);
+                start.elapsed()
             }
         })
         .await;
-        row("update", clients, &api, &store);
-    }
-
-    // Watch delivery: time from a write's response to its event on an open watch.
-    let (_, list) = c.get("/api/v1/namespaces/bench/pods?limit=1").await;
-    let rv = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut rx = c
-        .watch(&format!(
-            "/api/v1/namespaces/bench/configmaps?watch=1&resourceVersion={rv}"
-        ))
+        // Watch delivery: each writer has its own watch on its own label, and times its
+        // write's acknowledgement → its event.
+        let mut watches = Vec::new();
+        for w in 0..clients {
+            let (_, l) = c.get("/api/v1/namespaces/bench/configmaps?limit=1").await;
+            let rv = l["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let rx = c
+                .watch(&format!(
+                    "/api/v1/namespaces/bench/configmaps?watch=1&resourceVersion={rv}&labelSelector=w%3D{tag}-{w}"
+                ))
+                .await;
+            watches.push(tokio::sync::Mutex::new(rx));
+        }
+        let watches = Arc::new(watches);
+        let (cc, t) = (c.clone(), tag.clone());
+        let watch = measure(clients, ops / 2, move |i| {
+            let (cc, t, watches) = (cc.clone(), t.clone(), watches.clone());
+            async move {
+                let w = i % clients;
+                let mut rx = watches[w].lock().await;
+                let body = json!({"metadata": {"name": format!("{t}-w{i}"), "labels": {"w": format!("{t}-{w}")}}});
+                let start = Instant::now();
+                let (code, _) = cc
+                    .json("POST", "/api/v1/namespaces/bench/configmaps", &body)
+                    .await;
+                assert_eq!(code, 201);
+                let acked = start.elapsed();
+                let ev = support::next_event(&mut rx).await;
+                assert_eq!(ev["type"], "ADDED", "{ev}");
+                start.elapsed() - acked
+            }
+        })
         .await;
-    let mut lat = Vec::new();
-    for i in 0..200 {
-        let t = Instant::now();
-        let (code, _) = c
-            .json(
-                "POST",
-                "/api/v1/namespaces/bench/configmaps",
-                &json!({"metadata": {"name": format!("w{i}")}}),
-            )
-            .await;
-        assert_eq!(code, 201);
-        support::next_event(&mut rx).await;
-        lat.push(t.elapsed());
+        for (op, v) in [
+            ("create", create),
+            ("get", get),
+            ("update (merge patch)", update),
+            ("list (limit 50)", list),
+            ("watch delivery", watch),
+        ] {
+            rows.insert(format!("{clients:02}|{op}"), v);
+        }
     }
-    println!(
-        "\nwatch delivery (create sent → event received, 1 writer): p50 {} ms, p99 {} ms",
-        ms(pct(lat.clone(), 0.5)),
-        ms(pct(lat, 0.99))
-    );
 
     // 10,000 pods: fill, list, memory.
     let have = 2 * ops;
@@ -233,6 +223,7 @@ async fn main() {
     let fill = measure(32, big.saturating_sub(have), move |i| {
         let cc = cc.clone();
         async move {
+            let start = Instant::now();
             let (code, body) = cc
                 .json(
                     "POST",
@@ -241,78 +232,236 @@ async fn main() {
                 )
                 .await;
             assert_eq!(code, 201, "{body}");
+            start.elapsed()
         }
     })
     .await;
-    println!(
-        "fill to {big} pods at 32 clients: {:.0} creates/s",
-        fill.per_sec
-    );
+    // Memory holding the pods, before any big list response is built.
+    let held_mb = rss_mb(&server.child.id().to_string());
     let t = Instant::now();
     let r = c.send("GET", "/api/v1/pods", &[], vec![]).await;
-    let json_time = t.elapsed();
-    assert_eq!(
-        r.code,
-        200,
-        "{}",
-        String::from_utf8_lossy(&r.body[..r.body.len().min(500)])
-    );
+    let json_ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(r.code, 200);
     let n = r.json()["items"].as_array().map(|a| a.len()).unwrap_or(0);
+    let json_mb = r.body.len() as f64 / 1e6;
+    drop(r);
+    // What `kubectl get pods -A` does: Table pages of 500 until no continue token.
     let t = Instant::now();
-    let r2 = c
-        .send(
-            "GET",
-            "/api/v1/pods?limit=500",
-            &[(
-                "accept",
-                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
-            )],
-            vec![],
-        )
-        .await;
-    let mut pages = 1;
-    let mut cont = r2.json()["metadata"]["continue"]
-        .as_str()
-        .map(str::to_string);
-    while let Some(tok) = cont {
-        let r = c
-            .send(
-                "GET",
-                &format!("/api/v1/pods?limit=500&continue={tok}"),
-                &[(
-                    "accept",
-                    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
-                )],
-                vec![],
-            )
-            .await;
+    let mut pages = 0;
+    let mut cont: Option<String> = None;
+    loop {
+        let path = match &cont {
+            None => "/api/v1/pods?limit=500".to_string(),
+            Some(tok) => format!("/api/v1/pods?limit=500&continue={tok}"),
+        };
+        let r = c.send("GET", &path, &[("accept", TABLE)], vec![]).await;
+        assert_eq!(r.code, 200);
+        pages += 1;
         cont = r.json()["metadata"]["continue"]
             .as_str()
+            .filter(|s| !s.is_empty())
             .map(str::to_string);
-        pages += 1;
+        if cont.is_none() {
+            break;
+        }
     }
-    let table_time = t.elapsed();
-    println!(
-        "list {n} pods: JSON {} ms ({} MB); Table in {pages} pages of 500 (what `kubectl get pods -A` does): {} ms",
-        ms(json_time),
-        r.body.len() / 1_000_000,
-        ms(table_time)
-    );
-    println!(
-        "process RSS (API server + bench client, in one process) holding {n} pods in the store: {:.0} MB",
-        rss_mb()
-    );
+    let table_ms = t.elapsed().as_secs_f64() * 1000.0;
+    // The real kubectl, when installed (its own start-up and discovery included; the
+    // discovery cache is warmed by a first run).
+    let kubectl = ["/usr/local/bin/kubectl", "/usr/bin/kubectl"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file());
+    let kubectl_ms = kubectl.map(|k| {
+        let run = || {
+            let t = Instant::now();
+            let out = std::process::Command::new(k)
+                .args(["get", "pods", "-A", "--no-headers"])
+                .env("KUBECONFIG", &server.kubeconfig)
+                .env("HOME", server.kubeconfig.parent().expect("scratch dir"))
+                .output()
+                .expect("kubectl");
+            assert!(out.status.success(), "{out:?}");
+            let lines = out.stdout.iter().filter(|b| **b == b'\n').count();
+            assert_eq!(lines, n, "kubectl listed {lines} pods");
+            t.elapsed().as_secs_f64() * 1000.0
+        };
+        run();
+        run()
+    });
+    let server_mb = rss_mb(&server.child.id().to_string());
+    let store_mb = server.etcd_pid.map_or(0.0, |p| rss_mb(&p.to_string()));
+    json!({
+        "rows": rows,
+        "fill_per_sec": fill["per_sec"],
+        "pods": n,
+        "list_json_ms": json_ms,
+        "list_json_mb": json_mb,
+        "list_table_ms": table_ms,
+        "table_pages": pages,
+        "kubectl_ms": kubectl_ms,
+        "rss_process_mb": server_mb,
+        "rss_held_mb": held_mb,
+        "rss_etcd_mb": store_mb,
+    })
 }
 
-fn row(op: &str, clients: usize, api: &Stat, store: &Stat) {
-    println!(
-        "| {op} | {clients} | {} | {} | {:.0} | {} | {} | {:.0} | {:.1}x |",
-        ms(api.p50),
-        ms(api.p99),
-        api.per_sec,
-        ms(store.p50),
-        ms(store.p99),
-        store.per_sec,
-        api.p50.as_secs_f64() / store.p50.as_secs_f64().max(1e-9)
-    );
+fn backend(name: &str) -> support::Backend {
+    match name {
+        "embedded" => support::Backend::Embedded,
+        "etcd" => support::Backend::Etcd,
+        "store3" => support::Backend::Store3,
+        other => panic!("BENCH_BACKENDS: unknown backend {other:?} (embedded, etcd, store3)"),
+    }
+}
+
+/// The server child: its admin kubeconfig, its process, its etcd's pid. Stopped (stdin
+/// closed → clean shutdown, then waited for) on drop.
+struct ServerChild {
+    child: std::process::Child,
+    kubeconfig: std::path::PathBuf,
+    etcd_pid: Option<u32>,
+}
+
+impl ServerChild {
+    fn start(name: &str) -> ServerChild {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
+            .env("BENCH_SERVER", name)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start the server child");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("server child line");
+        let fields: BTreeMap<&str, &str> = line
+            .split_whitespace()
+            .filter_map(|f| f.split_once('='))
+            .collect();
+        let kubeconfig = fields
+            .get("kubeconfig")
+            .unwrap_or_else(|| panic!("server child said {line:?}"))
+            .into();
+        let etcd_pid = fields.get("etcd_pid").and_then(|p| p.parse().ok());
+        ServerChild {
+            child,
+            kubeconfig,
+            etcd_pid,
+        }
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// `BENCH_SERVER` mode: serve until stdin closes.
+fn serve(name: &str) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let s = support::Server::start_on(backend(name)).await;
+        let etcd_pid = match &s.store {
+            support::Store::Etcd(e) => e.pid().to_string(),
+            _ => "-".into(),
+        };
+        println!(
+            "kubeconfig={} etcd_pid={etcd_pid}",
+            s.admin_kubeconfig.display()
+        );
+        tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        })
+        .await
+        .expect("stdin");
+        drop(s);
+    });
+}
+
+fn main() {
+    if let Ok(name) = std::env::var("BENCH_SERVER") {
+        serve(&name);
+        return;
+    }
+    let names: Vec<String> = std::env::var("BENCH_BACKENDS")
+        .unwrap_or_else(|_| "embedded,etcd".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut results = Vec::new();
+    for name in &names {
+        if backend(name).missing() {
+            return;
+        }
+        eprintln!("bench: {name} ...");
+        let server = ServerChild::start(name);
+        results.push(rt.block_on(bench(&server)));
+    }
+    print_table(&names, &results);
+}
+
+fn print_table(names: &[String], results: &[Value]) {
+    let mut head = "| operation | clients |".to_string();
+    let mut rule = "|---|---|".to_string();
+    for n in names {
+        head += &format!(" {n} p50 ms | {n} p99 ms | {n} req/s |");
+        rule += "---|---|---|";
+    }
+    if names.len() == 2 {
+        head += &format!(" p99 {}/{} |", names[0], names[1]);
+        rule += "---|";
+    }
+    println!("{head}\n{rule}");
+    let rows = results[0]["rows"].as_object().expect("rows");
+    for key in rows.keys() {
+        let (clients, op) = key.split_once('|').unwrap();
+        let mut line = format!("| {op} | {} |", clients.trim_start_matches('0'));
+        for r in results {
+            let v = &r["rows"][key];
+            line += &format!(
+                " {} | {} | {:.0} |",
+                ms(v["p50"].as_f64().unwrap()),
+                ms(v["p99"].as_f64().unwrap()),
+                v["per_sec"].as_f64().unwrap()
+            );
+        }
+        if results.len() == 2 {
+            let a = results[0]["rows"][key]["p99"].as_f64().unwrap();
+            let b = results[1]["rows"][key]["p99"].as_f64().unwrap();
+            line += &format!(" {:.2}x |", a / b.max(1e-9));
+        }
+        println!("{line}");
+    }
+    println!();
+    for (n, r) in names.iter().zip(results) {
+        println!(
+            "- {n}: fill to {} pods at 32 clients {:.0} creates/s; list of all as JSON {:.0} ms ({:.1} MB); as `kubectl get pods -A` does it (Table, {} pages of 500) {:.0} ms; the real `kubectl get pods -A` {} ms; RSS of the server process (API server{}) holding them {:.0} MB, after the lists {:.0} MB{}",
+            r["pods"],
+            r["fill_per_sec"].as_f64().unwrap_or(0.0),
+            r["list_json_ms"].as_f64().unwrap_or(0.0),
+            r["list_json_mb"].as_f64().unwrap_or(0.0),
+            r["table_pages"],
+            r["list_table_ms"].as_f64().unwrap_or(0.0),
+            r["kubectl_ms"]
+                .as_f64()
+                .map_or("(not installed)".to_string(), |v| format!("{v:.0}")),
+            if n == "embedded" {
+                " + embedded store"
+            } else {
+                ""
+            },
+            r["rss_held_mb"].as_f64().unwrap_or(0.0),
+            r["rss_process_mb"].as_f64().unwrap_or(0.0),
+            match r["rss_etcd_mb"].as_f64() {
+                Some(e) if e > 0.0 => format!(", etcd process {e:.0} MB"),
+                _ => String::new(),
+            }
+        );
+    }
 }

@@ -91,7 +91,8 @@ for dirpath, _, files in os.walk(PB_ROOT):
 
 # Keep what the served groups (and meta/v1 bodies like DeleteOptions) can reach.
 ROOTS = ("api.core.v1.", "api.apps.v1.", "api.batch.v1.", "api.coordination.v1.", "api.discovery.v1.",
-         "api.rbac.v1.", "api.autoscaling.v1.", "apimachinery.pkg.apis.meta.v1.")
+         "api.rbac.v1.", "api.autoscaling.v1.", "api.authentication.v1.", "api.authorization.v1.",
+         "apimachinery.pkg.apis.meta.v1.")
 keep, todo = set(), [m for m in messages if m.startswith(ROOTS)]
 while todo:
     m = todo.pop()

@@ -1,5 +1,9 @@
-//! API server configuration: where the store is and which ranges Services draw from.
+//! API server configuration: where the store is (an embedded single-member kubelab store, or
+//! external etcd-API endpoints), which ranges Services draw from, and how
+//! clients are served and identified ([`SecurityConfig`]).
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnetwork::Ipv4Network;
@@ -8,9 +12,16 @@ use serde::Deserialize;
 /// A bad configuration value, naming the field.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    /// No store endpoint.
-    #[error("etcd_servers: at least one store endpoint is required (e.g. http://127.0.0.1:2379)")]
+    /// No store endpoint and no embedded store.
+    #[error(
+        "etcd_servers: at least one store endpoint is required (e.g. http://127.0.0.1:2379), or set embedded_store to embed one"
+    )]
     NoStore,
+    /// Both an embedded store and external endpoints.
+    #[error(
+        "embedded_store and etcd_servers exclude each other: drop --etcd-servers to embed a store, or --store-data-dir to use the external one"
+    )]
+    BothStores,
     /// An endpoint that is not an http(s) URL.
     #[error("etcd_servers: {0:?} is not an http:// or https:// URL")]
     BadEndpoint(String),
@@ -35,6 +46,16 @@ pub enum ConfigError {
     /// A zero limit or interval.
     #[error("{0}: must be greater than zero")]
     Zero(&'static str),
+    /// A `--tls-sans` entry that is neither an IP address nor a DNS name.
+    #[error(
+        "tls_sans: {0:?} is neither an IP address nor a DNS name (letters, digits, '-', '.', optionally a leading '*.')"
+    )]
+    BadSan(String),
+    /// An empty ServiceAccount issuer.
+    #[error(
+        "service_account_issuer: must not be empty (kube's usual value is https://kubernetes.default.svc.cluster.local)"
+    )]
+    NoIssuer,
 }
 
 /// An inclusive port range (`30000-32767`).
@@ -69,8 +90,14 @@ impl std::str::FromStr for PortRange {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Store endpoints (etcd v3 API), e.g. `http://127.0.0.1:2379`.
+    /// External store endpoints (etcd v3 API: real etcd or a kubelab store cluster), e.g.
+    /// `http://127.0.0.1:2379`. Empty when [`Config::embedded_store`] is set.
+    #[serde(default)]
     pub etcd_servers: Vec<String>,
+    /// Data dir of a single-member kubelab store embedded in this process (client and peer
+    /// on loopback ephemeral ports), started before and stopped after serving.
+    #[serde(default)]
+    pub embedded_store: Option<PathBuf>,
     /// Where Service ClusterIPs come from.
     pub service_cluster_ip_range: Ipv4Network,
     /// Where Service NodePorts come from.
@@ -83,6 +110,85 @@ pub struct Config {
     /// How often a watch that asked for bookmarks gets one.
     #[serde(with = "secs")]
     pub bookmark_interval: Duration,
+    /// TLS, authentication and the files they use.
+    pub security: SecurityConfig,
+}
+
+/// How the server is reached and how callers are identified (kube-apiserver's flags).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// `--cert-dir`: the cluster CA, serving certificate and ServiceAccount key, created at
+    /// first start (see `pki`).
+    pub cert_dir: PathBuf,
+    /// `--tls-sans`: extra names (IPs or DNS names) for the serving certificate.
+    #[serde(default)]
+    pub tls_sans: Vec<String>,
+    /// `--advertise-address`: the address clients are told to use (a serving SAN; discovery).
+    #[serde(default)]
+    pub advertise_address: Option<IpAddr>,
+    /// `--client-ca-file`: CA bundle client certificates are verified against, instead of the
+    /// cluster CA.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// `--token-auth-file`: static bearer tokens (CSV `token,user,uid,"group1,group2"`).
+    #[serde(default)]
+    pub token_auth_file: Option<PathBuf>,
+    /// `--service-account-key-file`: ECDSA P-256 PKCS#8 key signing and verifying
+    /// ServiceAccount tokens; default `<cert_dir>/sa.key`, created at first start.
+    #[serde(default)]
+    pub service_account_key_file: Option<PathBuf>,
+    /// `--service-account-issuer`: the `iss` of ServiceAccount tokens (also the API audience).
+    pub service_account_issuer: String,
+    /// `--insecure-plain-http-loopback`: serve plain HTTP (no TLS, so no client
+    /// certificates; bearer tokens still authenticate). Refused unless the listener is on a
+    /// loopback address. For tests and benchmarks only.
+    #[serde(default)]
+    pub plain_http: bool,
+    /// `--kubeconfig-out`: write an admin kubeconfig (CA data, a `kubernetes-admin` client
+    /// certificate in `system:masters`) here once the server is ready.
+    #[serde(default)]
+    pub admin_kubeconfig: Option<PathBuf>,
+}
+
+impl SecurityConfig {
+    /// Defaults: TLS, cert dir as given, kube's usual issuer.
+    pub fn new(cert_dir: impl Into<PathBuf>) -> SecurityConfig {
+        SecurityConfig {
+            cert_dir: cert_dir.into(),
+            tls_sans: Vec::new(),
+            advertise_address: None,
+            client_ca_file: None,
+            token_auth_file: None,
+            service_account_key_file: None,
+            service_account_issuer: crate::authn::serviceaccount::DEFAULT_ISSUER.to_string(),
+            plain_http: false,
+            admin_kubeconfig: None,
+        }
+    }
+
+    /// Checks the fields that can be checked without touching files.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for san in &self.tls_sans {
+            let dns_ok = {
+                let name = san.strip_prefix("*.").unwrap_or(san);
+                !name.is_empty()
+                    && name.len() <= 253
+                    && name.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    })
+            };
+            if san.parse::<IpAddr>().is_err() && !dns_ok {
+                return Err(ConfigError::BadSan(san.clone()));
+            }
+        }
+        if self.service_account_issuer.trim().is_empty() {
+            return Err(ConfigError::NoIssuer);
+        }
+        Ok(())
+    }
 }
 
 mod secs {
@@ -95,10 +201,11 @@ mod secs {
 }
 
 impl Config {
-    /// Defaults as Kubernetes ships them, for the given store.
-    pub fn new(etcd_servers: Vec<String>) -> Config {
+    /// Defaults as Kubernetes ships them, for the given external store and cert dir.
+    pub fn new(etcd_servers: Vec<String>, cert_dir: impl Into<PathBuf>) -> Config {
         Config {
             etcd_servers,
+            embedded_store: None,
             service_cluster_ip_range: Ipv4Network::new([10, 96, 0, 0].into(), 12)
                 .expect("constant network is valid"),
             service_node_port_range: PortRange {
@@ -108,13 +215,24 @@ impl Config {
             max_request_bytes: 3 * 1024 * 1024,
             max_watch: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(60),
+            security: SecurityConfig::new(cert_dir),
+        }
+    }
+
+    /// Defaults with a store embedded in this process, its data in `store_data_dir`.
+    pub fn embedded(store_data_dir: impl Into<PathBuf>, cert_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            embedded_store: Some(store_data_dir.into()),
+            ..Config::new(Vec::new(), cert_dir)
         }
     }
 
     /// Checks every field; run before anything is started.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.etcd_servers.is_empty() {
-            return Err(ConfigError::NoStore);
+        match (&self.embedded_store, self.etcd_servers.is_empty()) {
+            (Some(_), false) => return Err(ConfigError::BothStores),
+            (None, true) => return Err(ConfigError::NoStore),
+            _ => {}
         }
         for e in &self.etcd_servers {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
@@ -143,7 +261,7 @@ impl Config {
         if self.bookmark_interval.is_zero() {
             return Err(ConfigError::Zero("bookmark_interval"));
         }
-        Ok(())
+        self.security.validate()
     }
 }
 
@@ -153,7 +271,7 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let mut c = Config::new(vec!["http://127.0.0.1:2379".into()]);
+        let mut c = Config::new(vec!["http://127.0.0.1:2379".into()], "/tmp/pki");
         assert!(c.validate().is_ok());
         c.etcd_servers = vec!["127.0.0.1:2379".into()];
         assert!(
@@ -162,17 +280,28 @@ mod tests {
                 .to_string()
                 .starts_with("etcd_servers")
         );
-        let mut c = Config::new(vec!["http://x".into()]);
+        c.etcd_servers.clear();
+        assert_eq!(c.validate(), Err(ConfigError::NoStore));
+        let mut c = Config::embedded("/tmp/store", "/tmp/pki");
+        assert!(c.validate().is_ok());
+        c.etcd_servers = vec!["http://x".into()];
+        assert_eq!(c.validate(), Err(ConfigError::BothStores));
+        let mut c = Config::new(vec!["http://x".into()], "/tmp/pki");
         c.service_cluster_ip_range = "10.0.0.0/31".parse().unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::RangeTooSmall(_))));
         c.service_cluster_ip_range = "0.0.0.0/0".parse().unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::RangeTooLarge(_))));
-        let mut c = Config::new(vec!["http://x".into()]);
+        let mut c = Config::new(vec!["http://x".into()], "/tmp/pki");
         c.service_node_port_range = "32000-31000".parse().unwrap();
         assert!(matches!(
             c.validate(),
             Err(ConfigError::BadPortRange { .. })
         ));
         assert!("30000".parse::<PortRange>().is_err());
+        let mut c = Config::new(vec!["http://x".into()], "/tmp/pki");
+        c.security.tls_sans = vec!["api.example.org".into(), "10.0.0.1".into(), "*.lab".into()];
+        assert!(c.validate().is_ok());
+        c.security.tls_sans = vec!["bad name".into()];
+        assert!(matches!(c.validate(), Err(ConfigError::BadSan(_))));
     }
 }

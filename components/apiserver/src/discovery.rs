@@ -6,23 +6,13 @@ use serde_json::{Value, json};
 
 use crate::registry::{Registry, Resource, Sub};
 
-const VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
-
 fn sub_verbs(sub: Sub) -> &'static [&'static str] {
     match sub {
         Sub::Status | Sub::Scale => &["get", "patch", "update"],
         Sub::Binding => &["create"],
         Sub::Log => &["get"],
         Sub::Finalize => &["update"],
+        Sub::Token => &["create"],
     }
 }
 
@@ -31,6 +21,7 @@ fn sub_kind(r: &dyn Resource, sub: Sub) -> (&'static str, &'static str, &'static
     match sub {
         Sub::Scale => ("autoscaling", "v1", "Scale"),
         Sub::Binding => ("", "v1", "Binding"),
+        Sub::Token => ("authentication.k8s.io", "v1", "TokenRequest"),
         _ => (i.group, i.version, i.kind),
     }
 }
@@ -103,7 +94,7 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         let i = r.info();
         let mut e = json!({
             "name": i.plural, "singularName": i.singular, "namespaced": i.namespaced,
-            "kind": i.kind, "verbs": VERBS,
+            "kind": i.kind, "verbs": i.verbs(),
         });
         if !i.short_names.is_empty() {
             e["shortNames"] = json!(i.short_names);
@@ -150,7 +141,7 @@ fn aggregated_resource(r: &dyn Resource) -> Value {
         "responseKind": {"group": i.group, "version": i.version, "kind": i.kind},
         "scope": if i.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": i.singular,
-        "verbs": VERBS,
+        "verbs": i.verbs(),
     });
     if !i.short_names.is_empty() {
         e["shortNames"] = json!(i.short_names);
@@ -245,7 +236,9 @@ mod tests {
                 "batch",
                 "coordination.k8s.io",
                 "discovery.k8s.io",
-                "rbac.authorization.k8s.io"
+                "rbac.authorization.k8s.io",
+                "authentication.k8s.io",
+                "authorization.k8s.io"
             ]
         );
         let agg = aggregated(&reg, false, "v2");
@@ -253,6 +246,15 @@ mod tests {
             agg["items"][0]["versions"][0]["resources"][0]["resource"],
             "deployments"
         );
+        let authz = resource_list(&reg, "authorization.k8s.io", "v1").unwrap();
+        let ssar = authz["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "selfsubjectaccessreviews")
+            .unwrap();
+        assert_eq!(ssar["verbs"], serde_json::json!(["create"]));
+        assert!(names.contains(&"serviceaccounts/token"));
         let agg_core = aggregated(&reg, true, "v2");
         assert_eq!(agg_core["items"][0]["metadata"]["name"], "");
     }

@@ -139,9 +139,19 @@ pub enum ApiError {
     /// No acceptable credentials.
     #[error("Unauthorized")]
     Unauthorized,
-    /// The authorizer refused.
-    #[error("forbidden: {0}")]
-    Forbidden(String),
+    /// The authorizer (or the RBAC escalation check) refused, worded as Kubernetes'
+    /// `NewForbidden`: `pods "web" is forbidden: User "alice" cannot ...`.
+    #[error("{}", forbidden_message(.group, .resource, .name, .message))]
+    Forbidden {
+        /// API group of the resource (empty for non-resource requests).
+        group: String,
+        /// Resource (empty for non-resource requests).
+        resource: String,
+        /// Object name, if the request named one.
+        name: String,
+        /// Why (`User "alice" cannot list resource ...`).
+        message: String,
+    },
     /// A verb the resource does not support.
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
@@ -194,7 +204,7 @@ impl ApiError {
             ApiError::BadRequest(_) => 400,
             ApiError::MethodNotAllowed => 405,
             ApiError::Unauthorized => 401,
-            ApiError::Forbidden(_) => 403,
+            ApiError::Forbidden { .. } => 403,
             ApiError::NamespaceTerminating { .. } => 403,
             ApiError::Gone(_) => 410,
             ApiError::TooLarge { .. } => 413,
@@ -219,7 +229,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Unauthorized => "Unauthorized",
-            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Forbidden { .. } => "Forbidden",
             ApiError::NamespaceTerminating { .. } => "Forbidden",
             ApiError::Gone(_) | ApiError::Storage(StorageError::Compacted { .. }) => "Expired",
             ApiError::TooLarge { .. } => "RequestEntityTooLarge",
@@ -277,6 +287,12 @@ impl ApiError {
                 "name": name, "group": group, "kind": kind,
                 "causes": causes_json(causes),
             })),
+            ApiError::Forbidden {
+                group,
+                resource,
+                name,
+                ..
+            } => Some(json!({"name": name, "group": group, "kind": resource})),
             ApiError::ApplyConflict { object, conflicts } => Some(json!({
                 "name": object.name, "group": object.group, "kind": object.resource,
                 "causes": causes_json(conflicts),
@@ -287,6 +303,19 @@ impl ApiError {
             status["details"] = d;
         }
         status
+    }
+}
+
+fn forbidden_message(group: &str, resource: &str, name: &str, message: &str) -> String {
+    let qualified = if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    };
+    match (qualified.is_empty(), name.is_empty()) {
+        (true, _) => format!("forbidden: {message}"),
+        (false, true) => format!("{qualified} is forbidden: {message}"),
+        (false, false) => format!("{qualified} \"{name}\" is forbidden: {message}"),
     }
 }
 

@@ -1,15 +1,21 @@
 //! kubelab's API server: the Kubernetes REST API over a store that speaks the etcd v3 API.
 //!
 //! # Layout
-//! - [`run`] (here): connect to the store, bootstrap the system namespaces, serve HTTP.
-//! - [`server`]: the HTTP pipeline — authenticate ([`auth`]), parse ([`request`]), authorize,
-//!   negotiate, dispatch, encode. The only module that sees axum/http types.
+//! - [`run`] (here): start the embedded store unless external endpoints are configured
+//!   ([`embedded`]), set up security, connect to the store, bootstrap the system namespaces
+//!   and the RBAC policy, serve HTTPS.
+//! - [`listen`]: the accept loop — TLS handshake ([`tls`]), HTTP/1.1 or HTTP/2, the client
+//!   certificate handed to the pipeline.
+//! - [`server`]: the HTTP pipeline — authenticate ([`authn`]), parse ([`request`]), authorize
+//!   ([`authz`]: RBAC), negotiate, dispatch, encode. The only module that sees axum/http types.
+//! - [`security`]: builds the security stages from [`config::SecurityConfig`]; [`pki`]: the
+//!   cert dir (cluster CA, serving certificate, ServiceAccount key).
 //! - [`handlers`]: one generic implementation per verb over any [`registry::Resource`].
 //! - [`registry`] + [`resources`]: what is served; one file per resource with its k8s-openapi
 //!   type, defaults, validation and table columns.
 //! - [`storage`]: keys, transactions, lists and watches on the etcd v3 API.
 //! - [`protobuf`]: Kubernetes protobuf request bodies (kubectl typed clients) read as JSON.
-//! - [`kubeconfig`]: the admin kubeconfig written for kubectl.
+//! - [`kubeconfig`]: kubeconfigs (CA + client certificate) for the admin and other users.
 //! - [`alloc`]: Service ClusterIP/NodePort allocation as store markers.
 //! - [`patch`]: merge/JSON/strategic patches, server-side apply, managedFields.
 //! - [`schema`], [`openapi`], [`discovery`], [`table`], [`metrics`]: what clients read about
@@ -22,23 +28,29 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
-pub mod auth;
+pub mod authn;
+pub mod authz;
 pub mod config;
 pub mod discovery;
+pub mod embedded;
 pub mod error;
 pub mod handlers;
 pub mod kubeconfig;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod patch;
+pub mod pki;
 pub mod protobuf;
 pub mod registry;
 pub mod request;
 pub mod resources;
 pub mod schema;
+pub mod security;
 pub mod server;
 pub mod storage;
 pub mod table;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
@@ -75,12 +87,24 @@ pub enum RunError {
     /// The configuration is invalid.
     #[error("invalid configuration")]
     Config(#[from] config::ConfigError),
+    /// TLS, the cert dir, or an authentication file.
+    #[error("cannot set up TLS and authentication")]
+    Security(#[from] security::SecurityError),
+    /// The embedded store did not start.
+    #[error("cannot start the embedded store")]
+    Embedded(#[from] embedded::EmbeddedError),
     /// The store could not be reached.
     #[error("cannot use the store")]
     Store(#[from] storage::StorageError),
-    /// Bootstrapping the system namespaces failed.
-    #[error("cannot create system namespace {0}")]
+    /// Bootstrapping a system namespace or the RBAC policy failed.
+    #[error("cannot create the bootstrap object {0}")]
     Bootstrap(String, #[source] error::ApiError),
+    /// The RBAC cache did not fill.
+    #[error("cannot load the RBAC policy")]
+    Policy(#[from] authz::cache::NotSynced),
+    /// Writing the admin kubeconfig failed.
+    #[error("cannot write the admin kubeconfig")]
+    Kubeconfig(#[source] pki::PkiError),
     /// Serving failed.
     #[error("HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -89,46 +113,98 @@ pub enum RunError {
 /// Namespaces every cluster has.
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-async fn bootstrap(ctx: &handlers::Ctx) -> Result<(), RunError> {
-    let ns = ctx
+/// How long start-up waits for the RBAC cache's first list.
+const POLICY_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Creates an object as the server itself, unless it exists.
+async fn ensure(ctx: &handlers::Ctx, plural: &str, object: Value) -> Result<(), RunError> {
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let group = object["apiVersion"]
+        .as_str()
+        .and_then(|av| av.split_once('/'))
+        .map(|(g, _)| g)
+        .unwrap_or_default()
+        .to_string();
+    let resource = ctx
         .registry
-        .get("", "v1", "namespaces")
+        .all()
+        .iter()
+        .find(|r| r.info().plural == plural && r.info().group == group)
         .cloned()
-        .expect("namespaces are always registered");
+        .expect("bootstrap objects are of registered resources");
+    let req = handlers::Req {
+        path: request::ResourcePath {
+            group,
+            version: resource.info().version.into(),
+            namespace: None,
+            resource: plural.into(),
+            name: None,
+            subresource: None,
+            watch_prefix: false,
+        },
+        resource,
+        verb: request::Verb::Create,
+        query: request::Query::default(),
+        body: None,
+        format: handlers::Format::Json,
+        user_agent: "kubelab-apiserver".into(),
+        user: security::server_user(),
+    };
+    match handlers::create::create_object(ctx, &req, object, false).await {
+        Ok(_) | Err(error::ApiError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(RunError::Bootstrap(format!("{plural}/{name}"), e)),
+    }
+}
+
+async fn bootstrap(ctx: &handlers::Ctx) -> Result<(), RunError> {
     for name in SYSTEM_NAMESPACES {
-        let req = handlers::Req {
-            resource: ns.clone(),
-            path: request::ResourcePath {
-                group: String::new(),
-                version: "v1".into(),
-                namespace: None,
-                resource: "namespaces".into(),
-                name: None,
-                subresource: None,
-                watch_prefix: false,
-            },
-            verb: request::Verb::Create,
-            query: request::Query::default(),
-            body: None,
-            format: handlers::Format::Json,
-            user_agent: "kubelab-apiserver".into(),
-        };
-        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        match handlers::create::create_object(ctx, &req, object, false).await {
-            Ok(_) | Err(error::ApiError::AlreadyExists(_)) => {}
-            Err(e) => return Err(RunError::Bootstrap(name.to_string(), e)),
-        }
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        ensure(ctx, "namespaces", ns).await?;
+    }
+    for (plural, object) in authz::bootstrap::objects() {
+        ensure(ctx, plural, object).await?;
     }
     Ok(())
 }
 
-/// Builds the application state: connects to the store and bootstraps it.
-pub async fn app(config: Config, address: String) -> Result<Arc<server::App>, RunError> {
+/// A started server, not yet accepting: what [`serve`] needs.
+pub struct Prepared {
+    /// Application state.
+    pub app: Arc<server::App>,
+    /// TLS configuration; `None` when serving plain HTTP on loopback.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The cluster CA (for kubeconfigs).
+    pub ca: pki::Ca,
+}
+
+/// The URL clients use: the advertise address if set, else the bound one (loopback when
+/// bound to all addresses).
+pub fn client_url(config: &Config, bound: std::net::SocketAddr, tls: bool) -> String {
+    let ip = match config.security.advertise_address {
+        Some(a) => a,
+        None if bound.ip().is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        None => bound.ip(),
+    };
+    let scheme = if tls { "https" } else { "http" };
+    kubeconfig::server_url(scheme, std::net::SocketAddr::new(ip, bound.port()))
+}
+
+/// Sets up security, connects to the store, bootstraps it and loads the RBAC policy.
+pub async fn prepare(config: Config, bound: std::net::SocketAddr) -> Result<Prepared, RunError> {
     config.validate()?;
+    let setup = security::setup(&config.security, bound, config.service_cluster_ip_range)?;
     let store = storage::Store::connect(&config.etcd_servers).await?;
     store.current_revision().await?;
     let registry = resources::registry();
     let openapi = openapi::OpenApi::build(&registry, schema_index(), KUBERNETES_VERSION);
+    let policy = setup.security.policy.clone();
+    let address = client_url(&config, bound, setup.tls.is_some())
+        .split_once("://")
+        .map(|(_, a)| a.to_string())
+        .unwrap_or_default();
     let ctx = handlers::Ctx {
         store,
         allocator: alloc::Allocator::new(
@@ -138,28 +214,68 @@ pub async fn app(config: Config, address: String) -> Result<Arc<server::App>, Ru
         registry,
         config,
         metrics: metrics::Metrics::default(),
+        security: setup.security,
     };
     bootstrap(&ctx).await?;
-    Ok(Arc::new(server::App {
-        ctx,
-        openapi,
-        authn: Box::new(auth::LoopbackAdmin),
-        authz: Box::new(auth::AllowAll),
-        address,
-    }))
+    policy.start(&ctx.store);
+    policy.wait_synced(POLICY_SYNC_TIMEOUT).await?;
+    Ok(Prepared {
+        app: Arc::new(server::App {
+            ctx,
+            openapi,
+            address,
+        }),
+        tls: setup.tls,
+        ca: setup.pki.ca,
+    })
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` until `shutdown` completes: HTTPS (or plain HTTP on
+/// loopback when configured), after writing the admin kubeconfig if one was asked for.
+///
+/// With [`Config::embedded_store`] set, the store is started first and stopped after serving
+/// ends (also when start-up fails).
 pub async fn run(
+    mut config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    config.validate()?;
+    let Some(dir) = config.embedded_store.clone() else {
+        return serve(config, listener, shutdown).await;
+    };
+    let store = embedded::start(&dir).await?;
+    config.etcd_servers = store.endpoints();
+    config.embedded_store = None;
+    let result = serve(config, listener, shutdown).await;
+    store.shutdown().await;
+    result
+}
+
+async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    let address = listener.local_addr().map_err(RunError::Serve)?.to_string();
-    let app = app(config, address.clone()).await?;
-    tracing::info!(%address, "API server listening");
-    axum::serve(listener, server::router(app))
-        .with_graceful_shutdown(shutdown)
+    let bound = listener.local_addr().map_err(RunError::Serve)?;
+    let kubeconfig_out = config.security.admin_kubeconfig.clone();
+    let url = client_url(&config, bound, !config.security.plain_http);
+    let prepared = prepare(config, bound).await?;
+    if let Some(path) = &kubeconfig_out {
+        kubeconfig::for_user(
+            &prepared.ca,
+            &url,
+            kubeconfig::ADMIN_USER,
+            &[authn::MASTERS.to_string()],
+            pki::Validity::from_now(pki::issue::LEAF_VALIDITY),
+        )
+        .and_then(|text| kubeconfig::write(path, &text))
+        .map_err(RunError::Kubeconfig)?;
+        tracing::info!(path = %path.display(), "wrote the admin kubeconfig");
+    }
+    tracing::info!(%url, "API server listening");
+    let acceptor = prepared.tls.map(tokio_rustls::TlsAcceptor::from);
+    listen::serve(listener, acceptor, server::router(prepared.app), shutdown)
         .await
         .map_err(RunError::Serve)
 }

@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 
 use serde_json::{Map, Value, json};
 
-use crate::registry::{Registry, Resource, Sub};
+use crate::registry::{Registry, Resource, Storage, Sub};
 use crate::schema::Schemas;
 
 /// Pre-rendered documents.
@@ -135,6 +135,13 @@ fn paths_for(r: &dyn Resource, paths: &mut Map<String, Value>) {
     };
     let mut create_params = scope.clone();
     create_params.extend(write_params());
+    if i.storage == Storage::Computed {
+        // Access reviews: POST only, never stored.
+        paths.insert(coll, json!({
+            "post": op(r, "post", &id("create"), create_params, &name, Some(vec!["application/json", "application/yaml"])),
+        }));
+        return;
+    }
     paths.insert(coll.clone(), json!({
         "get": op(r, "list", &id("list"), list_params(scope.clone()), &name, None),
         "post": op(r, "post", &id("create"), create_params.clone(), &name, Some(vec!["application/json", "application/yaml"])),
@@ -187,6 +194,9 @@ fn paths_for(r: &dyn Resource, paths: &mut Map<String, Value>) {
             Sub::Log => json!({"get": op(r, "get", &sid("read"), scope.clone(), &name, None)}),
             Sub::Finalize => {
                 json!({"put": op(r, "put", &sid("replace"), update_params.clone(), &name, Some(vec!["application/json"]))})
+            }
+            Sub::Token => {
+                json!({"post": op(r, "post", &sid("create"), create_params.clone(), "io.k8s.api.authentication.v1.TokenRequest", Some(vec!["application/json"]))})
             }
         };
         paths.insert(p, item);
@@ -244,6 +254,7 @@ impl OpenApi {
                 [
                     "io.k8s.api.autoscaling.v1.Scale",
                     "io.k8s.api.core.v1.Binding",
+                    "io.k8s.api.authentication.v1.TokenRequest",
                 ]
                 .map(String::from),
             );

@@ -36,6 +36,8 @@ pub enum Sub {
     Log,
     /// `/finalize` (namespaces): update `spec.finalizers`.
     Finalize,
+    /// `/token` (serviceaccounts): create a token (authentication.k8s.io/v1 TokenRequest).
+    Token,
 }
 
 impl Sub {
@@ -47,6 +49,7 @@ impl Sub {
             Sub::Binding => "binding",
             Sub::Log => "log",
             Sub::Finalize => "finalize",
+            Sub::Token => "token",
         }
     }
 }
@@ -78,7 +81,31 @@ pub struct Info {
     pub field_labels: &'static [&'static str],
     /// Whether the object has a spec whose changes bump `metadata.generation`.
     pub has_spec: bool,
+    /// Stored objects, or answers computed per request (access reviews).
+    pub storage: Storage,
 }
+
+/// Whether a resource's objects live in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Stored: every verb.
+    Stored,
+    /// Computed from the request and never stored (SubjectAccessReview and friends): the only
+    /// verb is `create`, which answers with the object and its computed status.
+    Computed,
+}
+
+/// Every verb of a stored resource, as discovery lists them.
+pub const STORED_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 impl Info {
     /// `group/version`, or `version` for core.
@@ -93,6 +120,14 @@ impl Info {
     /// Whether a subresource is served.
     pub fn has(&self, sub: Sub) -> bool {
         self.subresources.contains(&sub)
+    }
+
+    /// The verbs served on the resource itself.
+    pub fn verbs(&self) -> &'static [&'static str] {
+        match self.storage {
+            Storage::Stored => STORED_VERBS,
+            Storage::Computed => &["create"],
+        }
     }
 }
 
@@ -231,6 +266,7 @@ impl<K: Kind> Typed<K> {
                 subresources: K::SUBRESOURCES,
                 field_labels: K::FIELD_LABELS,
                 has_spec: K::HAS_SPEC,
+                storage: Storage::Stored,
             },
             _kind: PhantomData,
         }
@@ -238,32 +274,38 @@ impl<K: Kind> Typed<K> {
 
     /// Deserializes from a borrowed value (no copy of the object).
     fn to_typed(&self, value: &Value) -> Result<K::Obj, ApiError> {
-        serde_path_to_error::deserialize::<_, K::Obj>(value).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            if let Some(field) = inner
-                .strip_prefix("missing field `")
-                .and_then(|r| r.split('`').next())
-            {
-                let full = if path == "." || path.is_empty() {
-                    field.to_string()
-                } else {
-                    format!("{path}.{field}")
-                };
-                ApiError::Invalid {
-                    kind: self.info.kind.to_string(),
-                    group: self.info.group.to_string(),
-                    name: String::new(),
-                    causes: vec![Cause::required(full)],
-                }
-            } else {
-                ApiError::BadRequest(format!(
-                    "{} in version \"{}\" cannot be handled as a {}: field {path}: {inner}",
-                    self.info.kind, self.info.version, self.info.kind
-                ))
-            }
-        })
+        to_typed(&self.info, value)
     }
+}
+
+/// Deserializes a request object into its typed model: type errors are 400 naming the field
+/// path, missing required fields 422.
+pub fn to_typed<T: DeserializeOwned>(info: &Info, value: &Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if let Some(field) = inner
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            let full = if path == "." || path.is_empty() {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+            ApiError::Invalid {
+                kind: info.kind.to_string(),
+                group: info.group.to_string(),
+                name: String::new(),
+                causes: vec![Cause::required(full)],
+            }
+        } else {
+            ApiError::BadRequest(format!(
+                "{} in version \"{}\" cannot be handled as a {}: field {path}: {inner}",
+                info.kind, info.version, info.kind
+            ))
+        }
+    })
 }
 
 impl<K: Kind> Default for Typed<K> {
@@ -389,7 +431,11 @@ pub struct Registry {
 impl Registry {
     /// Adds a resource.
     pub fn add<K: Kind>(&mut self) {
-        let r: Arc<dyn Resource> = Arc::new(Typed::<K>::new());
+        self.add_resource(Arc::new(Typed::<K>::new()));
+    }
+
+    /// Adds a resource given as its object-safe adapter.
+    pub fn add_resource(&mut self, r: Arc<dyn Resource>) {
         let i = r.info();
         self.by_path.insert(
             (

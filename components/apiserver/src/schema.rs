@@ -74,6 +74,7 @@ impl Schemas {
         // Subresource bodies.
         generator.subschema_for::<k8s_openapi::api::autoscaling::v1::Scale>();
         generator.subschema_for::<k8s_openapi::api::core::v1::Binding>();
+        generator.subschema_for::<k8s_openapi::api::authentication::v1::TokenRequest>();
         let mut defs = generator.take_definitions(true);
         let merge: HashMap<_, _> = TABLE.iter().map(|(t, f, s)| ((*t, *f), *s)).collect();
         // Annotate: merge facts on fields, GVK on kinds.

@@ -1,9 +1,11 @@
 //! The HTTP layer: the one place that sees axum/http types.
 //!
 //! Pipeline of every request, in order:
-//! 1. authenticate ([`crate::auth::Authenticator`]; none → 401),
+//! 1. authenticate ([`crate::authn::Chain`], with the connection's client certificate from
+//!    [`crate::listen::ConnInfo`]; refused or missing credentials → 401),
 //! 2. parse the path into a [`Target`] and, for resources, a [`Verb`],
-//! 3. authorize ([`crate::auth::Authorizer`]; deny → 403),
+//! 3. authorize ([`crate::authz::Authorizer`] on Kubernetes' request attributes; not
+//!    allowed → 403 with Kubernetes' message),
 //! 4. negotiate the response form (`Accept`) and read the body within the size limit (413),
 //! 5. dispatch to discovery/openapi/health or to `handlers::dispatch`,
 //! 6. encode the reply (JSON, YAML, Table, or a chunked watch stream), errors as `Status`.
@@ -22,7 +24,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::auth::{Attributes, Authenticator, Authorizer, Decision};
+use crate::authn::Credentials;
+use crate::authz::{Attributes, forbidden};
 use crate::error::ApiError;
 use crate::handlers::{self, Body as ReqBody, Ctx, Format, Reply, Req};
 use crate::openapi::OpenApi;
@@ -35,10 +38,6 @@ pub struct App {
     pub ctx: Ctx,
     /// Rendered OpenAPI documents.
     pub openapi: OpenApi,
-    /// Authentication stage.
-    pub authn: Box<dyn Authenticator>,
-    /// Authorization stage.
-    pub authz: Box<dyn Authorizer>,
     /// `host:port` clients reach us at (discovery's serverAddressByClientCIDRs).
     pub address: String,
 }
@@ -176,8 +175,18 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
         let (v, r) = (verb.to_string(), res.to_string());
         move |e: ApiError| (v, r, e)
     };
-    let Some(user) = app.authn.authenticate(&parts.headers) else {
-        return Err(fail("", "")(ApiError::Unauthorized));
+    let conn = parts.extensions.get::<crate::listen::ConnInfo>();
+    let credentials = Credentials {
+        headers: &parts.headers,
+        peer_certificates: conn.and_then(|c| c.peer_certificates.as_deref()),
+    };
+    let security = &app.ctx.security;
+    let user = match security.authn.authenticate(&credentials, parts.uri.path()) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(path = %parts.uri.path(), error = %e, "unauthenticated request");
+            return Err(fail("", "")(ApiError::Unauthorized));
+        }
     };
     let target = request::parse_path(parts.uri.path()).map_err(fail(parts.method.as_str(), ""))?;
     let query = Query(
@@ -194,17 +203,10 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
         .map(str::to_string);
     let Target::Resource(path) = target else {
         let verb = parts.method.as_str().to_lowercase();
-        let attrs = Attributes {
-            verb: verb.clone(),
-            group: String::new(),
-            resource: String::new(),
-            subresource: String::new(),
-            namespace: String::new(),
-            name: String::new(),
-            path: parts.uri.path().to_string(),
-        };
-        if let Decision::Deny(why) = app.authz.authorize(&user, &attrs) {
-            return Err(fail(&verb, "")(ApiError::Forbidden(why)));
+        let attrs = Attributes::non_resource(&verb, parts.uri.path());
+        let decision = security.authz.authorize(&user, &attrs);
+        if !decision.allowed() {
+            return Err(fail(&verb, "")(forbidden(&user, &attrs, decision.reason())));
         }
         let response = non_resource(app, &target, accept.as_deref())
             .await
@@ -214,6 +216,13 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
     let resource_name = path.resource.clone();
     let verb = request::verb(&parts.method, &path, &query).map_err(fail("", &resource_name))?;
     let fail_v = |e| (verb.as_str().to_string(), resource_name.clone(), e);
+    let attrs = resource_attributes(&path, verb, &query);
+    // Authorize before looking the resource up, as kube does: a caller without access
+    // learns nothing about which resources exist.
+    let decision = security.authz.authorize(&user, &attrs);
+    if !decision.allowed() {
+        return Err(fail_v(forbidden(&user, &attrs, decision.reason())));
+    }
     let resource = app
         .ctx
         .registry
@@ -221,18 +230,6 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
         .cloned()
         .ok_or(ApiError::UnknownResource)
         .map_err(fail_v)?;
-    let attrs = Attributes {
-        verb: verb.as_str().to_string(),
-        group: path.group.clone(),
-        resource: path.resource.clone(),
-        subresource: path.subresource.clone().unwrap_or_default(),
-        namespace: path.namespace.clone().unwrap_or_default(),
-        name: path.name.clone().unwrap_or_default(),
-        path: parts.uri.path().to_string(),
-    };
-    if let Decision::Deny(why) = app.authz.authorize(&user, &attrs) {
-        return Err(fail_v(ApiError::Forbidden(why)));
-    }
     let format = match negotiate(accept.as_deref())
         .map_err(fail_v)?
         .into_iter()
@@ -289,6 +286,7 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
             }),
         format,
         user_agent,
+        user,
     };
     let reply = handlers::dispatch(&app.ctx, req).await.map_err(fail_v)?;
     let response = match reply {
@@ -304,6 +302,44 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
             .unwrap_or_default(),
     };
     Ok((verb.as_str().to_string(), resource_name, response))
+}
+
+/// Kubernetes' request attributes of a resource request, as kube's RequestInfo makes them:
+/// a list or watch whose field selector pins `metadata.name` is about that one object (so
+/// rules with resourceNames apply), and a namespace object is in its own namespace.
+fn resource_attributes(path: &request::ResourcePath, verb: Verb, query: &Query) -> Attributes {
+    let mut name = path.name.clone().unwrap_or_default();
+    if name.is_empty()
+        && matches!(verb, Verb::List | Verb::Watch)
+        && let Some(fs) = query.get("fieldSelector")
+    {
+        for term in fs.split(',') {
+            if let Some(v) = term
+                .trim()
+                .strip_prefix("metadata.name=")
+                .map(|v| v.trim_start_matches('='))
+            {
+                name = v.to_string();
+            }
+        }
+    }
+    // `/api/v1/namespaces/<ns>[/status|/finalize]` is in namespace <ns> (kube's RequestInfo).
+    let namespace = match (&path.namespace, path.group.as_str(), path.resource.as_str()) {
+        (Some(ns), _, _) => ns.clone(),
+        (None, "", "namespaces") => path.name.clone().unwrap_or_default(),
+        _ => String::new(),
+    };
+    Attributes {
+        resource_request: true,
+        verb: verb.as_str().to_string(),
+        api_group: path.group.clone(),
+        api_version: path.version.clone(),
+        resource: path.resource.clone(),
+        subresource: path.subresource.clone().unwrap_or_default(),
+        namespace,
+        name,
+        path: String::new(),
+    }
 }
 
 async fn non_resource(

@@ -7,6 +7,7 @@
 //! - `init`: the guest's PID 1 ([`init`]); also what runs when the kernel starts the binary
 //!   as `/init` from the initramfs. Init sets up its own console logging.
 //! - `apiserver`: the Kubernetes API server ([`apiserver`]).
+//! - `kubeconfig`: a kubeconfig for any user, signed by an API server's cert dir.
 //! - `store`: a member of the etcd-compatible store (`kubelab-store`), etcd's flags.
 //!
 //! (Each component adds its subcommand here as it lands.)
@@ -32,6 +33,8 @@ enum Command {
     Init,
     /// Run the Kubernetes API server.
     Apiserver(apiserver::Args),
+    /// Write a kubeconfig for a user, with a client certificate from an API server's CA.
+    Kubeconfig(apiserver::KubeconfigArgs),
     /// Run a member of the etcd-compatible store.
     Store(Box<store::StoreArgs>),
 }
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
             init_tracing();
             apiserver::run(args)?;
         }
+        Command::Kubeconfig(args) => apiserver::kubeconfig(args)?,
         Command::Store(args) => store::run(*args)?,
     }
     Ok(())

@@ -145,6 +145,7 @@ pub async fn create_object(
             });
         }
         let mut admitted = admitted;
+        super::check_escalation(ctx, req, &admitted, None)?;
         if admitted.pointer("/metadata/managedFields").is_none() {
             crate::patch::managed::record(None, &mut admitted, &manager, "Update", None);
         }

@@ -232,6 +232,7 @@ pub async fn delete_collection(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> 
             body: None,
             format: req.format,
             user_agent: req.user_agent.clone(),
+            user: req.user.clone(),
         };
         one.path.namespace = ns;
         match delete_one(ctx, &one, &name, &opts).await {

@@ -6,6 +6,9 @@
 //! [`patch`], [`delete`] — which decode and admit the body (see `registry`), apply the generic
 //! object metadata rules in [`meta`], and read or write through `storage`; [`write`] holds the
 //! shared commit steps (allocations, finalizer-completed deletion). Each returns a [`Reply`].
+//! Computed resources (access reviews) and the ServiceAccount `token` subresource are
+//! answered by [`reviews`]. RBAC writes pass the escalation check
+//! (`authz::escalation`) in [`create`] and [`update::guaranteed_update`].
 
 pub mod create;
 pub mod delete;
@@ -13,6 +16,7 @@ pub mod get;
 pub mod list;
 pub mod meta;
 pub mod patch;
+pub mod reviews;
 pub mod subresources;
 pub mod update;
 pub mod watch;
@@ -25,10 +29,11 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 
 use crate::alloc::Allocator;
+use crate::authn::User;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::registry::{Registry, Resource};
+use crate::registry::{Registry, Resource, Storage};
 use crate::request::{Query, ResourcePath, Verb};
 use crate::storage::{Key, Store};
 
@@ -44,6 +49,8 @@ pub struct Ctx {
     pub config: Config,
     /// Request counters.
     pub metrics: Metrics,
+    /// Authentication and authorization (access reviews, tokens, escalation checks).
+    pub security: crate::security::Security,
 }
 
 /// The representation a client asked for.
@@ -82,6 +89,8 @@ pub struct Req {
     pub format: Format,
     /// The client's user agent (default field manager).
     pub user_agent: String,
+    /// The authenticated caller.
+    pub user: User,
 }
 
 impl Req {
@@ -171,6 +180,9 @@ pub async fn dispatch(ctx: &Ctx, req: Req) -> Result<Reply, ApiError> {
             )));
         }
     }
+    if req.resource.info().storage == Storage::Computed {
+        return reviews::create(ctx, &req).await;
+    }
     if let Some(sub) = req.path.subresource.as_deref() {
         return subresources::dispatch(ctx, &req, sub).await;
     }
@@ -184,4 +196,25 @@ pub async fn dispatch(ctx: &Ctx, req: Req) -> Result<Reply, ApiError> {
         Verb::Delete => delete::delete(ctx, &req).await,
         Verb::DeleteCollection => delete::delete_collection(ctx, &req).await,
     }
+}
+
+/// Refuses RBAC writes that grant more than the caller holds (`authz::escalation`).
+pub fn check_escalation(
+    ctx: &Ctx,
+    req: &Req,
+    object: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let info = req.resource.info();
+    if info.group != crate::authz::escalation::RBAC_GROUP {
+        return Ok(());
+    }
+    crate::authz::escalation::check(
+        ctx.security.authz.as_ref(),
+        &ctx.security.policy.policy(),
+        &req.user,
+        info.plural,
+        object,
+        old,
+    )
 }

@@ -1,6 +1,7 @@
 //! Subresources: `status` (status-only writes), `scale` (autoscaling/v1 Scale over
 //! `spec.replicas`), `binding` (assign a pod to a node), `log` (refused clearly until a kubelet
-//! serves logs), `finalize` (namespace finalizers).
+//! serves logs), `finalize` (namespace finalizers), `token` (ServiceAccount tokens, in
+//! `reviews`).
 
 use serde_json::{Value, json};
 
@@ -33,6 +34,7 @@ pub async fn dispatch(ctx: &Ctx, req: &Req, sub: &str) -> Result<Reply, ApiError
         }
         (Sub::Scale, Verb::Update | Verb::Patch) => scale(ctx, req).await,
         (Sub::Binding, Verb::Create) => bind(ctx, req).await,
+        (Sub::Token, Verb::Create) => super::reviews::token_request(ctx, req).await,
         (Sub::Log, Verb::Get) => {
             let name = req.name()?;
             let stored = must_get(ctx, req.resource.as_ref(), &req.key(name), name).await?;

@@ -165,6 +165,7 @@ where
         {
             return Err(write::conflict(res, name));
         }
+        super::check_escalation(ctx, req, &new, Some(&old.object))?;
         match write::replace(ctx, res, &key, &old, new, dry_run).await {
             Ok(v) => return Ok(v),
             Err(WriteError::Stale(_)) if pinned.is_some() => {

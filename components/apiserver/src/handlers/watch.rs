@@ -98,6 +98,7 @@ pub async fn watch(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
         body: None,
         format: req.format,
         user_agent: req.user_agent.clone(),
+        user: req.user.clone(),
     };
     let filter = Filter::from_request(&scoped)?;
     let bookmarks = req.query.flag("allowWatchBookmarks")?;

@@ -447,6 +447,375 @@ pub const MESSAGES: &[(&str, &[Field])] = &[
         ],
     ),
     (
+        "api.authentication.v1.BoundObjectReference",
+        &[
+            (1, "kind", "string", false),
+            (2, "apiVersion", "string", false),
+            (3, "name", "string", false),
+            (4, "uid", "string", false),
+        ],
+    ),
+    (
+        "api.authentication.v1.ExtraValue",
+        &[(1, "items", "string", true)],
+    ),
+    (
+        "api.authentication.v1.SelfSubjectReview",
+        &[
+            (
+                1,
+                "metadata",
+                "msg:apimachinery.pkg.apis.meta.v1.ObjectMeta",
+                false,
+            ),
+            (
+                2,
+                "status",
+                "msg:api.authentication.v1.SelfSubjectReviewStatus",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authentication.v1.SelfSubjectReviewStatus",
+        &[(1, "userInfo", "msg:api.authentication.v1.UserInfo", false)],
+    ),
+    (
+        "api.authentication.v1.TokenRequest",
+        &[
+            (
+                1,
+                "metadata",
+                "msg:apimachinery.pkg.apis.meta.v1.ObjectMeta",
+                false,
+            ),
+            (
+                2,
+                "spec",
+                "msg:api.authentication.v1.TokenRequestSpec",
+                false,
+            ),
+            (
+                3,
+                "status",
+                "msg:api.authentication.v1.TokenRequestStatus",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authentication.v1.TokenRequestSpec",
+        &[
+            (1, "audiences", "string", true),
+            (4, "expirationSeconds", "int64", false),
+            (
+                3,
+                "boundObjectRef",
+                "msg:api.authentication.v1.BoundObjectReference",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authentication.v1.TokenRequestStatus",
+        &[
+            (1, "token", "string", false),
+            (
+                2,
+                "expirationTimestamp",
+                "msg:apimachinery.pkg.apis.meta.v1.Time",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authentication.v1.TokenReview",
+        &[
+            (
+                1,
+                "metadata",
+                "msg:apimachinery.pkg.apis.meta.v1.ObjectMeta",
+                false,
+            ),
+            (
+                2,
+                "spec",
+                "msg:api.authentication.v1.TokenReviewSpec",
+                false,
+            ),
+            (
+                3,
+                "status",
+                "msg:api.authentication.v1.TokenReviewStatus",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authentication.v1.TokenReviewSpec",
+        &[
+            (1, "token", "string", false),
+            (2, "audiences", "string", true),
+        ],
+    ),
+    (
+        "api.authentication.v1.TokenReviewStatus",
+        &[
+            (1, "authenticated", "bool", false),
+            (2, "user", "msg:api.authentication.v1.UserInfo", false),
+            (4, "audiences", "string", true),
+            (3, "error", "string", false),
+        ],
+    ),
+    (
+        "api.authentication.v1.UserInfo",
+        &[
+            (1, "username", "string", false),
+            (2, "uid", "string", false),
+            (3, "groups", "string", true),
+            (
+                4,
+                "extra",
+                "map:msg:api.authentication.v1.ExtraValue",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authorization.v1.ExtraValue",
+        &[(1, "items", "string", true)],
+    ),
+    (
+        "api.authorization.v1.FieldSelectorAttributes",
+        &[
+            (1, "rawSelector", "string", false),
+            (
+                2,
+                "requirements",
+                "msg:apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement,",
+                true,
+            ),
+        ],
+    ),
+    (
+        "api.authorization.v1.LabelSelectorAttributes",
+        &[
+            (1, "rawSelector", "string", false),
+            (
+                2,
+                "requirements",
+                "msg:apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement,",
+                true,
+            ),
+        ],
+    ),
+    (
+        "api.authorization.v1.LocalSubjectAccessReview",
+        &[
+            (
+                1,
+                "metadata",
+                "msg:apimachinery.pkg.apis.meta.v1.ObjectMeta",
+                false,
+            ),
+            (
+                2,
+                "spec",
+                "msg:api.authorization.v1.SubjectAccessReviewSpec",
+                false,
+            ),
+            (
+                3,
+                "status",
+                "msg:api.authorization.v1.SubjectAccessReviewStatus",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authorization.v1.NonResourceAttributes",
+        &[(1, "path", "string", false), (2, "verb", "string", false)],
+    ),
+    (
+        "api.authorization.v1.NonResourceRule",
+        &[
+            (1, "verbs", "string", true),
+            (2, "nonResourceURLs", "string", true),
+        ],
+    ),
+    (
+        "api.authorization.v1.ResourceAttributes",
+        &[
+            (1, "namespace", "string", false),
+            (2, "verb", "string", false),
+            (3, "group", "string", false),
+            (4, "version", "string", false),
+            (5, "resource", "string", false),
+            (6, "subresource", "string", false),
+            (7, "name", "string", false),
+            (
+                8,
+                "fieldSelector",
+                "msg:api.authorization.v1.FieldSelectorAttributes",
+                false,
+            ),
+            (
+                9,
+                "labelSelector",
+                "msg:api.authorization.v1.LabelSelectorAttributes",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authorization.v1.ResourceRule",
+        &[
+            (1, "verbs", "string", true),
+            (2, "apiGroups", "string", true),
+            (3, "resources", "string", true),
+            (4, "resourceNames", "string", true),
+        ],
+    ),
+    (
+        "api.authorization.v1.SelfSubjectAccessReview",
+        &[
+            (
+                1,
+                "metadata",
+                "msg:apimachinery.pkg.apis.meta.v1.ObjectMeta",
+                false,
+            ),
+            (
+                2,
+                "spec",
+                "msg:api.authorization.v1.SelfSubjectAccessReviewSpec",
+                false,
+            ),
+            (
+                3,
+                "status",
+                "msg:api.authorization.v1.SubjectAccessReviewStatus",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authorization.v1.SelfSubjectAccessReviewSpec",
+        &[
+            (
+                1,
+                "resourceAttributes",
+                "msg:api.authorization.v1.ResourceAttributes",
+                false,
+            ),
+            (
+                2,
+                "nonResourceAttributes",
+                "msg:api.authorization.v1.NonResourceAttributes",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authorization.v1.SelfSubjectRulesReview",
+        &[
+            (
+                1,
+                "metadata",
+                "msg:apimachinery.pkg.apis.meta.v1.ObjectMeta",
+                false,
+            ),
+            (
+                2,
+                "spec",
+                "msg:api.authorization.v1.SelfSubjectRulesReviewSpec",
+                false,
+            ),
+            (
+                3,
+                "status",
+                "msg:api.authorization.v1.SubjectRulesReviewStatus",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authorization.v1.SelfSubjectRulesReviewSpec",
+        &[(1, "namespace", "string", false)],
+    ),
+    (
+        "api.authorization.v1.SubjectAccessReview",
+        &[
+            (
+                1,
+                "metadata",
+                "msg:apimachinery.pkg.apis.meta.v1.ObjectMeta",
+                false,
+            ),
+            (
+                2,
+                "spec",
+                "msg:api.authorization.v1.SubjectAccessReviewSpec",
+                false,
+            ),
+            (
+                3,
+                "status",
+                "msg:api.authorization.v1.SubjectAccessReviewStatus",
+                false,
+            ),
+        ],
+    ),
+    (
+        "api.authorization.v1.SubjectAccessReviewSpec",
+        &[
+            (
+                1,
+                "resourceAttributes",
+                "msg:api.authorization.v1.ResourceAttributes",
+                false,
+            ),
+            (
+                2,
+                "nonResourceAttributes",
+                "msg:api.authorization.v1.NonResourceAttributes",
+                false,
+            ),
+            (3, "user", "string", false),
+            (4, "groups", "string", true),
+            (5, "extra", "map:msg:api.authorization.v1.ExtraValue", false),
+            (6, "uid", "string", false),
+        ],
+    ),
+    (
+        "api.authorization.v1.SubjectAccessReviewStatus",
+        &[
+            (1, "allowed", "bool", false),
+            (4, "denied", "bool", false),
+            (2, "reason", "string", false),
+            (3, "evaluationError", "string", false),
+        ],
+    ),
+    (
+        "api.authorization.v1.SubjectRulesReviewStatus",
+        &[
+            (
+                1,
+                "resourceRules",
+                "msg:api.authorization.v1.ResourceRule",
+                true,
+            ),
+            (
+                2,
+                "nonResourceRules",
+                "msg:api.authorization.v1.NonResourceRule",
+                true,
+            ),
+            (3, "incomplete", "bool", false),
+            (4, "evaluationError", "string", false),
+        ],
+    ),
+    (
         "api.autoscaling.v1.ContainerResourceMetricSource",
         &[
             (1, "name", "string", false),

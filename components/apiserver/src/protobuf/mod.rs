@@ -8,7 +8,8 @@
 //! the wire format field by field. Go's protobuf encoding writes zero-valued fields that its
 //! JSON encoding omits, so empty strings, `false` and zero timestamps are dropped as JSON would.
 //! Well-known shapes become their JSON forms: `Time` → RFC 3339, `Quantity` → string,
-//! `IntOrString` → int or string, `FieldsV1`/`RawExtension` → embedded JSON, bytes → base64.
+//! `IntOrString` → int or string, `FieldsV1`/`RawExtension` → embedded JSON, bytes → base64,
+//! `ExtraValue` (user extras of access reviews) → a list of strings.
 
 pub mod messages;
 
@@ -176,6 +177,17 @@ fn message(
                 }
             }
             return Ok(None);
+        }
+        // `map<string, ExtraValue>`: JSON shows each value as a plain list of strings.
+        "api.authentication.v1.ExtraValue" | "api.authorization.v1.ExtraValue" => {
+            let mut r = Reader::new(bytes, base);
+            let mut items = Vec::new();
+            while let Some((tag, w, _)) = r.field()? {
+                if let (1, Wire::Bytes(b)) = (tag, w) {
+                    items.push(Value::String(String::from_utf8_lossy(b).into_owned()));
+                }
+            }
+            return Ok(Some(Value::Array(items)));
         }
         "apimachinery.pkg.util.intstr.IntOrString" => {
             let mut r = Reader::new(bytes, base);

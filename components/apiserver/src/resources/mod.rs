@@ -1,4 +1,5 @@
-//! The served resources, one file each (RBAC's four kinds share `rbac.rs`), and
+//! The served resources, one file each (RBAC's four kinds share `rbac.rs`; the computed
+//! access/identity reviews share `reviews.rs`), and
 //! [`registry`], which lists them in discovery order. `podspec` holds the pod template rules
 //! every workload shares.
 
@@ -17,6 +18,7 @@ pub mod pods;
 pub mod podspec;
 pub mod rbac;
 pub mod replicasets;
+pub mod reviews;
 pub mod secrets;
 pub mod serviceaccounts;
 pub mod services;
@@ -48,5 +50,6 @@ pub fn registry() -> Registry {
     r.add::<rbac::ClusterRoles>();
     r.add::<rbac::RoleBindings>();
     r.add::<rbac::ClusterRoleBindings>();
+    reviews::register(&mut r);
     r
 }

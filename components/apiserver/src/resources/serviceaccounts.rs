@@ -1,9 +1,10 @@
-//! core/v1 ServiceAccounts.
+//! core/v1 ServiceAccounts, with the `token` subresource (TokenRequest: `kubectl create
+//! token`), served by `handlers::reviews`.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use serde_json::{Value, json};
 
-use crate::registry::Kind;
+use crate::registry::{Kind, Sub};
 use crate::table::Column;
 
 /// ServiceAccounts.
@@ -15,6 +16,7 @@ impl Kind for ServiceAccounts {
     const NAMESPACED: bool = true;
     const SHORT_NAMES: &'static [&'static str] = &["sa"];
     const HAS_SPEC: bool = false;
+    const SUBRESOURCES: &'static [Sub] = &[Sub::Token];
 
     fn columns() -> Vec<Column> {
         vec![

@@ -266,7 +266,7 @@ async fn store_outage_is_503_and_the_server_survives() {
     let mut s = Server::start().await;
     let c = s.client();
     namespace(&c, "o").await;
-    s.etcd.stop();
+    s.etcd().stop();
     let started = std::time::Instant::now();
     let (code, st) = c.get("/api/v1/namespaces/o/pods").await;
     assert_eq!(

@@ -161,7 +161,7 @@ async fn initial_events_bookmarks_and_gone() {
         .unwrap()
         .parse()
         .unwrap();
-    let mut etcd = etcd_client::Client::connect([s.etcd.endpoint.as_str()], None)
+    let mut etcd = etcd_client::Client::connect(s.store.endpoints(), None)
         .await
         .unwrap();
     etcd.compact(now, None).await.unwrap();

@@ -1,14 +1,11 @@
 //! create namespace; apply client-side and server-side, then re-apply changed copies.
 
-use crate::support::Server;
-use crate::util::{Kubectl, manifest, skip};
+use crate::support::{Backend, Server};
+use crate::util::{Kubectl, manifest};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apply_client_side_and_server_side() {
-    if skip() {
-        return;
-    }
-    let s = Server::start().await;
+per_backend!(apply_client_side_and_server_side);
+async fn apply_client_side_and_server_side(backend: Backend) {
+    let s = Server::start_on(backend).await;
     let k = Kubectl::new(&s);
     k.run(&["create", "namespace", "demo"])
         .ok(&["namespace/demo created"]);

@@ -4,8 +4,8 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::support::{Server, wait_until};
-use crate::util::{Kubectl, manifest, skip};
+use crate::support::{Backend, Server, wait_until};
+use crate::util::{Kubectl, manifest};
 
 /// Our kubectl child, killed by PID when the test ends (also on failure).
 struct KillOnDrop(std::process::Child);
@@ -17,12 +17,9 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn everyday_commands() {
-    if skip() {
-        return;
-    }
-    let s = Server::start().await;
+per_backend!(everyday_commands);
+async fn everyday_commands(backend: Backend) {
+    let s = Server::start_on(backend).await;
     let k = Kubectl::new(&s);
     k.run(&["create", "namespace", "demo"]).ok(&["created"]);
     k.run(&["create", "namespace", "other"]).ok(&["created"]);

@@ -1,15 +1,12 @@
 //! Two concurrent `kubectl replace` of one object from the same resourceVersion: exactly one
 //! wins, the other gets 409 Conflict.
 
-use crate::support::Server;
-use crate::util::{Kubectl, skip};
+use crate::support::{Backend, Server};
+use crate::util::Kubectl;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_replace_gives_exactly_one_conflict() {
-    if skip() {
-        return;
-    }
-    let s = Server::start().await;
+per_backend!(concurrent_replace_gives_exactly_one_conflict);
+async fn concurrent_replace_gives_exactly_one_conflict(backend: Backend) {
+    let s = Server::start_on(backend).await;
     let k = Kubectl::new(&s);
     k.run(&["create", "configmap", "shared", "--from-literal=k=v0"])
         .ok(&["configmap/shared created"]);

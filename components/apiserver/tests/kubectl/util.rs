@@ -18,15 +18,15 @@ pub fn kubectl_path() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// True (after printing why) when this suite cannot run here.
-pub fn skip() -> bool {
+/// True (after printing why) when this suite cannot run here on `backend`.
+pub fn skip(backend: support::Backend) -> bool {
     if kubectl_path().is_none() {
         eprintln!(
             "SKIP: kubectl is not installed (looked in $KUBECTL, /usr/local/bin, /usr/bin, PATH)"
         );
         return true;
     }
-    support::missing(support::ETCD)
+    backend.missing()
 }
 
 /// A kubectl bound to one server's kubeconfig, with its own HOME (discovery cache).
@@ -86,10 +86,15 @@ impl Run {
 }
 
 impl Kubectl {
-    /// For a running server.
+    /// For a running server, as its admin.
     pub fn new(server: &support::Server) -> Kubectl {
-        let kubeconfig = server.kubeconfig();
-        let home = server.dir.path().join("home");
+        Kubectl::with_kubeconfig(server, server.kubeconfig(), "home")
+    }
+
+    /// For a running server with another kubeconfig (another user); `home` names its own
+    /// HOME (discovery cache) under the server's scratch dir.
+    pub fn with_kubeconfig(server: &support::Server, kubeconfig: PathBuf, home: &str) -> Kubectl {
+        let home = server.dir.path().join(home);
         std::fs::create_dir_all(&home).expect("kubectl home");
         let binary = kubectl_path().expect("checked by skip()");
         Kubectl {
