@@ -248,6 +248,7 @@ async fn start_member(
         data_dir: dir.clone(),
         proposer: crate::node::Proposer::start(raft.clone()),
         read_indexer: crate::node::ReadIndexer::start(raft.clone()),
+        session: crate::node::WriteSession::new(),
     });
 
     if fresh && config.initial_cluster_state == ClusterState::New {
