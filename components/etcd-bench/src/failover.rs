@@ -20,6 +20,8 @@ use crate::load::connect_options;
 const WRITERS_PER_MEMBER: usize = 2;
 /// Per-request timeout of the writers.
 const ATTEMPT: Duration = Duration::from_millis(250);
+/// Pause after an attempt that failed at once (bounds the measurement's error to it).
+const FAILED_PAUSE: Duration = Duration::from_millis(5);
 /// Give up waiting for a write after the kill.
 const GIVE_UP: Duration = Duration::from_secs(30);
 
@@ -73,6 +75,11 @@ pub async fn measure(endpoints: &[String], pids: &[u32], value_size: usize) -> a
                         if tx.send((Instant::now(), after_kill)).is_err() {
                             return;
                         }
+                    } else if call.elapsed() < FAILED_PAUSE {
+                        // A put that fails at once (no leader yet) must not turn this into
+                        // a busy loop: it would starve the members being measured of CPU,
+                        // and a task that never yields cannot be aborted.
+                        tokio::time::sleep(FAILED_PAUSE).await;
                     }
                 }
             }));

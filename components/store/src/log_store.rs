@@ -172,7 +172,15 @@ impl LogStore {
             let tx = db.begin_read().map_err(|e| dberr(e.into()))?;
             let meta = tx.open_table(META).map_err(|e| dberr(e.into()))?;
             if let Some(v) = meta.get(KEY_VOTE).map_err(|e| dberr(e.into()))? {
-                cache.vote = Some(decode(path, KEY_VOTE, v.value())?);
+                let mut vote: Vote<NodeId> = decode(path, KEY_VOTE, v.value())?;
+                // A member never resumes leadership after a restart (etcd neither): openraft
+                // would restore a leader whose vote was committed at once, and serve reads
+                // from the commit index on disk, which is persisted lazily and may lag what
+                // was acknowledged. Forgetting that the vote was granted is safe (the term and
+                // whom it voted for are kept); the member becomes a follower and the next
+                // election, at this term or later, picks a leader that commits afresh.
+                vote.committed = false;
+                cache.vote = Some(vote);
             }
             if let Some(v) = meta.get(KEY_PURGED).map_err(|e| dberr(e.into()))? {
                 cache.last_purged = Some(decode(path, KEY_PURGED, v.value())?);

@@ -227,7 +227,11 @@ async fn start_member(
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_count),
         max_in_snapshot_log_to_keep: config.snapshot_count.min(5_000),
         purge_batch_size: 256,
-        max_payload_entries: 1_000,
+        // One AppendEntries must fit in a heartbeat interval (openraft's RPC timeout for it):
+        // a new leader probes each follower's log at the middle of its own and sends up to
+        // this many entries from there; entries are batches of up to 512 writes, so 1000 of
+        // them (tens of MB) never arrived in time and failover after a busy run took 4-5 s.
+        max_payload_entries: 32,
         ..Default::default()
     }
     .validate()?;
@@ -248,6 +252,7 @@ async fn start_member(
         data_dir: dir.clone(),
         proposer: crate::node::Proposer::start(raft.clone()),
         read_indexer: crate::node::ReadIndexer::start(raft.clone()),
+        session: crate::node::WriteSession::new(),
     });
 
     if fresh && config.initial_cluster_state == ClusterState::New {

@@ -295,6 +295,18 @@ pub enum Request {
     /// Several client requests proposed as one log entry (one fsync for all of them, see
     /// `node/propose.rs`); applied in order, each with its own revision.
     Batch(Vec<Request>),
+    /// A client write tagged so that it is applied at most once however often it is proposed
+    /// (a follower re-forwards it after losing the leader mid-call; see `mvcc/sessions.rs`).
+    Once {
+        /// The proposing member's session (random per process start).
+        session: u64,
+        /// This write's number within the session.
+        seq: u64,
+        /// Every number below this one has finished: its cached response may go.
+        done_below: u64,
+        /// The write.
+        req: Box<Request>,
+    },
 }
 
 impl Request {
@@ -322,6 +334,7 @@ impl Request {
                 cmp + ops(&t.success) + ops(&t.failure)
             }
             Request::Batch(reqs) => reqs.iter().map(Request::approx_size).sum(),
+            Request::Once { req, .. } => req.approx_size() + 24,
             _ => 64,
         }
     }
@@ -348,6 +361,9 @@ pub enum ApplyError {
     /// A txn writes the same key twice.
     #[error("etcdserver: duplicate key given in txn request")]
     DuplicateKey,
+    /// A late copy of a tagged write whose proposer had already given up on it: not applied.
+    #[error("etcdserver: request timed out")]
+    Abandoned,
 }
 
 /// The outcome of applying a [`Request`].

@@ -24,3 +24,29 @@ fn openraft_storage_suite() {
         panic!("openraft storage suite failed: {e}");
     }
 }
+
+/// A reopened log keeps the vote's term and candidate but forgets that it was granted, so a
+/// restarted leader starts as a follower (see `LogStore::open`).
+#[tokio::test]
+async fn a_reopened_log_keeps_the_vote_but_not_the_leadership() -> anyhow::Result<()> {
+    use openraft::storage::RaftLogStorage;
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("raft.redb");
+    let mut log = LogStore::open(&path)?;
+    let vote = openraft::Vote::new_committed(3, 7);
+    log.save_vote(&vote).await?;
+    assert_eq!(
+        log.read_vote().await?,
+        Some(vote),
+        "unchanged while running"
+    );
+    let closed = log.closed().expect("first call");
+    drop(log);
+    closed.await?;
+    let mut log = LogStore::open(&path)?;
+    let v = log.read_vote().await?.expect("the vote survives");
+    assert_eq!(v.leader_id, vote.leader_id, "same term and candidate");
+    assert!(!v.committed, "a restarted member is not leader at once");
+    Ok(())
+}

@@ -90,6 +90,7 @@ pub(crate) fn status_of_apply(e: ApplyError) -> Status {
         ApplyError::KeyNotFound | ApplyError::DuplicateKey => {
             Status::invalid_argument(e.to_string())
         }
+        ApplyError::Abandoned => Status::unavailable(e.to_string()),
     }
 }
 

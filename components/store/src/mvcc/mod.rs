@@ -11,6 +11,7 @@
 //! revision; `api/` reads through [`Mvcc::range`] and the watch code through [`Mvcc::history`].
 
 mod read;
+mod sessions;
 mod write;
 
 #[cfg(test)]
@@ -102,6 +103,9 @@ pub struct Mvcc {
     pub(crate) members: BTreeMap<NodeId, MemberAttrs>,
     /// Cluster id, derived from the first membership applied.
     pub(crate) cluster_id: u64,
+    /// Exactly-once bookkeeping of tagged writes, by session (`sessions.rs`).
+    #[serde(default)]
+    pub(crate) sessions: BTreeMap<u64, sessions::Session>,
 }
 
 impl Default for Mvcc {
@@ -113,6 +117,7 @@ impl Default for Mvcc {
             leases: BTreeMap::new(),
             members: BTreeMap::new(),
             cluster_id: 0,
+            sessions: BTreeMap::new(),
         }
     }
 }

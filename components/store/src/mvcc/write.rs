@@ -41,13 +41,26 @@ impl Mvcc {
         self.apply_dyn(req, &mut announce)
     }
 
-    fn apply_dyn(&mut self, req: &Request, announce: &mut dyn FnMut(i64, Vec<Event>)) -> Response {
+    pub(super) fn apply_dyn(
+        &mut self,
+        req: &Request,
+        announce: &mut dyn FnMut(i64, Vec<Event>),
+    ) -> Response {
         if let Request::Batch(reqs) = req {
             let responses = reqs.iter().map(|r| self.apply_dyn(r, announce)).collect();
             return Response {
                 revision: self.revision,
                 result: Ok(Outcome::Batch(responses)),
             };
+        }
+        if let Request::Once {
+            session,
+            seq,
+            done_below,
+            req,
+        } = req
+        {
+            return self.apply_once(*session, *seq, *done_below, req, announce);
         }
         let (resp, events) = self.apply_one(req);
         if !events.is_empty() {
@@ -145,7 +158,9 @@ impl Mvcc {
                 self.members.remove(id);
                 Ok(Outcome::Member)
             }
-            Request::Batch(_) => unreachable!("apply_entry unpacks batches"),
+            Request::Batch(_) | Request::Once { .. } => {
+                unreachable!("apply_dyn unpacks batches and tagged writes")
+            }
         }
     }
 

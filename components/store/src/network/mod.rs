@@ -58,6 +58,22 @@ pub enum ForwardRequest {
     MemberPromote(NodeId),
 }
 
+impl ForwardRequest {
+    /// Whether sending it again after an unknown outcome is harmless: a write tagged to apply
+    /// at most once, a read index, a lease refresh or TTL query.
+    pub fn safe_to_resend(&self) -> bool {
+        match self {
+            ForwardRequest::Write(w) => matches!(w, Request::Once { .. }),
+            ForwardRequest::ReadIndex
+            | ForwardRequest::LeaseKeepAlive(_)
+            | ForwardRequest::LeaseTimeToLive(_) => true,
+            ForwardRequest::MemberAdd(..)
+            | ForwardRequest::MemberRemove(_)
+            | ForwardRequest::MemberPromote(_) => false,
+        }
+    }
+}
+
 /// The leader's reply to a [`ForwardRequest`].
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub enum ForwardResponse {

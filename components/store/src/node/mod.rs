@@ -2,9 +2,11 @@
 //! — written so that a caller never cares which member is the leader.
 //!
 //! - Writes: [`Node::write`] proposes through openraft; on a follower, openraft answers
-//!   "forward to leader" and the request goes to the leader over the peer transport. A write is
-//!   retried only when the leader said it did *not* take it (forward-to-leader), never after an
-//!   unknown outcome, so a retry can never apply a write twice.
+//!   "forward to leader" and the request goes to the leader over the peer transport. Every write
+//!   is tagged with this member's session and a sequence number (`session.rs`), and the state
+//!   machine applies a tagged write at most once (`mvcc/sessions.rs`). So when the leader dies
+//!   mid-call (connection reset, no answer within [`FORWARD_ATTEMPT`]), the write is sent again
+//!   to the next leader instead of leaving the client with an unknown outcome.
 //! - Linearizable reads: [`Node::read_barrier`] gets a read index from the leader (a
 //!   leadership confirmation with a quorum, shared by concurrent readers: `read_index.rs`) and
 //!   waits until this member applied up to it. Serializable reads skip it.
@@ -16,9 +18,11 @@ mod leases;
 mod members;
 mod propose;
 mod read_index;
+mod session;
 
 pub(crate) use propose::Proposer;
 pub(crate) use read_index::ReadIndexer;
+pub(crate) use session::WriteSession;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +37,11 @@ use crate::types::{NodeId, PeerNode, Raft, Request, Response};
 
 /// How long a client request may wait for a leader, a commit or a read index (etcd: ~5 s).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest wait for one forwarded attempt of a request that is safe to send again (a tagged
+/// write, a read index, a lease refresh); a leader that is frozen or cut off is then given up
+/// for the next one, well within the request timeout.
+pub const FORWARD_ATTEMPT: Duration = Duration::from_secs(1);
 
 /// Why a member could not serve a request. Travels between members, and maps to etcd's gRPC
 /// errors in `api/`.
@@ -93,6 +102,8 @@ pub struct Node {
     pub(crate) proposer: Proposer,
     /// Shares leadership confirmations among concurrent linearizable reads.
     pub(crate) read_indexer: ReadIndexer,
+    /// Tags writes so that each is applied at most once.
+    pub(crate) session: session::WriteSession,
 }
 
 impl Node {
@@ -153,6 +164,7 @@ impl Node {
         Fut: std::future::Future<Output = Result<T, Option<NodeError>>>,
     {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let resend = fwd.safe_to_resend();
         loop {
             let (leader, node) = self.wait_leader(deadline).await?;
             let left = deadline.saturating_duration_since(Instant::now());
@@ -164,12 +176,24 @@ impl Node {
                     Err(_) => Err(Some(NodeError::Timeout)),
                 }
             } else {
-                match self.net.forward(&node, &fwd, left).await {
+                let attempt = if resend {
+                    left.min(FORWARD_ATTEMPT)
+                } else {
+                    left
+                };
+                match self.net.forward(&node, &fwd, attempt).await {
                     Ok(Ok(resp)) => return unwrap(resp).ok_or(NodeError::Stopped),
                     Ok(Err(NodeError::NotLeader)) => Err(None),
+                    // The leader stopped or timed out: another one may take it.
+                    Ok(Err(NodeError::Stopped | NodeError::Timeout)) if resend => Err(None),
                     Ok(Err(e)) => Err(Some(e)),
                     // The leader is unreachable (likely dead): wait for the next one.
                     Err(e) if e.not_sent() => Err(None),
+                    // The outcome is unknown, but sending it again cannot apply it twice.
+                    Err(e) if resend => {
+                        tracing::debug!(leader, error = %e, "forwarding failed; sending again");
+                        Err(None)
+                    }
                     Err(e) => Err(Some(NodeError::Forward(e.to_string()))),
                 }
             };
@@ -190,6 +214,8 @@ impl Node {
 
     /// Proposes a write and returns its applied response.
     pub async fn write(&self, req: Request) -> Result<Response, NodeError> {
+        let ticket = self.session.begin();
+        let req = self.session.tag(&ticket, req);
         let fwd = ForwardRequest::Write(req.clone());
         self.on_leader(
             fwd,
