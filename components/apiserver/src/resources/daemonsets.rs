@@ -43,18 +43,7 @@ impl Kind for DaemonSets {
             causes.push(Cause::required("spec"));
             return;
         };
-        podspec::validate_selector(
-            &spec.selector,
-            spec.template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.as_ref()),
-            causes,
-        );
-        match &spec.template.spec {
-            Some(ps) => podspec::validate(ps, "spec.template.spec", causes),
-            None => causes.push(Cause::required("spec.template.spec")),
-        }
+        podspec::validate_workload(None, &spec.selector, Some(&spec.template), causes);
     }
 
     fn columns() -> Vec<Column> {

@@ -49,37 +49,16 @@ impl Kind for Deployments {
             causes.push(Cause::required("spec"));
             return;
         };
-        if let Some(r) = spec.replicas
-            && r < 0
+        let pod =
+            podspec::validate_workload(spec.replicas, &spec.selector, Some(&spec.template), causes);
+        if let Some(r) = pod.and_then(|ps| ps.restart_policy.as_ref())
+            && r != "Always"
         {
-            causes.push(Cause::invalid(
-                "spec.replicas",
+            causes.push(Cause::not_supported(
+                "spec.template.spec.restartPolicy",
                 r,
-                "must be greater than or equal to 0",
+                &["Always"],
             ));
-        }
-        podspec::validate_selector(
-            &spec.selector,
-            spec.template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.as_ref()),
-            causes,
-        );
-        match &spec.template.spec {
-            Some(ps) => {
-                podspec::validate(ps, "spec.template.spec", causes);
-                if let Some(r) = &ps.restart_policy
-                    && r != "Always"
-                {
-                    causes.push(Cause::not_supported(
-                        "spec.template.spec.restartPolicy",
-                        r,
-                        &["Always"],
-                    ));
-                }
-            }
-            None => causes.push(Cause::required("spec.template.spec")),
         }
     }
 

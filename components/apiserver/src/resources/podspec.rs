@@ -1,6 +1,7 @@
 //! Pod spec defaults and validation, shared by pods and every workload's pod template.
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::error::Cause;
 
@@ -249,6 +250,47 @@ pub fn validate_selector(
                     "`selector` does not match template `labels`",
                 ));
             }
+        }
+    }
+}
+
+/// Validates what every pod-template workload shares: `spec.replicas` (where the kind has it)
+/// not negative, the selector matching the template's labels, and the template's pod spec.
+/// Returns the pod spec for the kind's own checks (e.g. a Deployment's restartPolicy).
+pub fn validate_workload<'a>(
+    replicas: Option<i32>,
+    selector: &LabelSelector,
+    template: Option<&'a PodTemplateSpec>,
+    causes: &mut Vec<Cause>,
+) -> Option<&'a PodSpec> {
+    if let Some(r) = replicas
+        && r < 0
+    {
+        causes.push(Cause::invalid(
+            "spec.replicas",
+            r,
+            "must be greater than or equal to 0",
+        ));
+    }
+    validate_selector(
+        selector,
+        template
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.as_ref()),
+        causes,
+    );
+    let Some(template) = template else {
+        causes.push(Cause::required("spec.template"));
+        return None;
+    };
+    match &template.spec {
+        Some(ps) => {
+            validate(ps, "spec.template.spec", causes);
+            Some(ps)
+        }
+        None => {
+            causes.push(Cause::required("spec.template.spec"));
+            None
         }
     }
 }

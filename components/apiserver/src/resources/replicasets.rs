@@ -33,27 +33,12 @@ impl Kind for ReplicaSets {
             causes.push(Cause::required("spec"));
             return;
         };
-        if let Some(r) = spec.replicas
-            && r < 0
-        {
-            causes.push(Cause::invalid(
-                "spec.replicas",
-                r,
-                "must be greater than or equal to 0",
-            ));
-        }
-        let template = spec.template.as_ref();
-        podspec::validate_selector(
+        podspec::validate_workload(
+            spec.replicas,
             &spec.selector,
-            template
-                .and_then(|t| t.metadata.as_ref())
-                .and_then(|m| m.labels.as_ref()),
+            spec.template.as_ref(),
             causes,
         );
-        match template.and_then(|t| t.spec.as_ref()) {
-            Some(ps) => podspec::validate(ps, "spec.template.spec", causes),
-            None => causes.push(Cause::required("spec.template")),
-        }
     }
 
     fn columns() -> Vec<Column> {

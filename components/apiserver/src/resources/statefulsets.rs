@@ -46,27 +46,7 @@ impl Kind for StatefulSets {
             causes.push(Cause::required("spec"));
             return;
         };
-        if let Some(r) = spec.replicas
-            && r < 0
-        {
-            causes.push(Cause::invalid(
-                "spec.replicas",
-                r,
-                "must be greater than or equal to 0",
-            ));
-        }
-        podspec::validate_selector(
-            &spec.selector,
-            spec.template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.as_ref()),
-            causes,
-        );
-        match &spec.template.spec {
-            Some(ps) => podspec::validate(ps, "spec.template.spec", causes),
-            None => causes.push(Cause::required("spec.template.spec")),
-        }
+        podspec::validate_workload(spec.replicas, &spec.selector, Some(&spec.template), causes);
     }
 
     fn columns() -> Vec<Column> {
