@@ -6,7 +6,8 @@
 //!   is tagged with this member's session and a sequence number (`session.rs`), and the state
 //!   machine applies a tagged write at most once (`mvcc/sessions.rs`). So when the leader dies
 //!   mid-call (connection reset, no answer within [`FORWARD_ATTEMPT`]), the write is sent again
-//!   to the next leader instead of leaving the client with an unknown outcome.
+//!   to the next leader instead of leaving the client with an unknown outcome. The member that
+//!   took the request answers once it applied the write itself (read-your-writes, as etcd).
 //! - Linearizable reads: [`Node::read_barrier`] gets a read index from the leader (a
 //!   leadership confirmation with a quorum, shared by concurrent readers: `read_index.rs`) and
 //!   waits until this member applied up to it. Serializable reads skip it.
@@ -217,15 +218,36 @@ impl Node {
         let ticket = self.session.begin();
         let req = self.session.tag(&ticket, req);
         let fwd = ForwardRequest::Write(req.clone());
-        self.on_leader(
-            fwd,
-            || self.write_local(req.clone()),
-            |r| match r {
-                ForwardResponse::Write(w) => Some(w),
-                _ => None,
-            },
-        )
-        .await
+        let resp = self
+            .on_leader(
+                fwd,
+                || self.write_local(req.clone()),
+                |r| match r {
+                    ForwardResponse::Write(w) => Some(w),
+                    _ => None,
+                },
+            )
+            .await?;
+        self.wait_applied_revision(resp.revision).await;
+        Ok(resp)
+    }
+
+    /// Waits (up to the request timeout) until this member applied `revision`, so a client that
+    /// wrote through a follower reads its own write there even with a serializable read — as
+    /// etcd, where the receiving member answers only after applying the entry itself. A
+    /// follower that is slow to apply delays the answer, never loses or fails the write.
+    async fn wait_applied_revision(&self, revision: i64) {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        let mut rx = self.raft.metrics();
+        while self.read(|d| d.mvcc.revision()) < revision {
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    tracing::warn!(revision, "answered a write before applying it locally");
+                    return;
+                }
+            }
+        }
     }
 
     pub(super) async fn write_local(&self, req: Request) -> Result<Response, Option<NodeError>> {
