@@ -34,7 +34,7 @@ pub const FORMAT_VERSION: u32 = 5;
 
 /// The source of every module that decides the bytes of an image. Hashing it with the other
 /// inputs means a changed builder never reuses an image built by an older one: the cache is
-/// keyed on everything that made the output, like a Nix store path. (`cli`, `cache`, `apt`,
+/// keyed on everything that made the output, like a Nix store path. (`cli`, `cache`, `apt`, `kubelabd`,
 /// `lock` and `recipe` only find and check inputs, which are hashed themselves.)
 const BUILDER_SOURCE: &[&str] = &[
     include_str!("build.rs"),
@@ -47,6 +47,25 @@ const BUILDER_SOURCE: &[&str] = &[
     include_str!("rootfs.rs"),
     include_str!("tree.rs"),
 ];
+
+/// The image's name: the hash of everything that decides its bytes.
+fn image_hash(
+    builder: &[&str],
+    recipe: &[u8],
+    lock: &[u8],
+    kubelabd: &[u8],
+    squashfs_version: &str,
+) -> String {
+    let builder = builder.concat();
+    input_hash(&[
+        ("format", FORMAT_VERSION.to_string().as_bytes()),
+        ("builder", builder.as_bytes()),
+        ("recipe", recipe),
+        ("lock", lock),
+        ("kubelabd", kubelabd),
+        ("mksquashfs", squashfs_version.as_bytes()),
+    ])
+}
 
 /// Kernel command line every VM of the image gets. `quiet`: every console line costs a trap
 /// into QEMU; `cryptomgr.notests`: the crypto self-tests take ~1 s of a TCG boot
@@ -78,15 +97,13 @@ pub fn build(options: &BuildOptions) -> Result<BuiltImage, Error> {
     }
     let squashfs_version = mksquashfs_version()?;
 
-    let builder = BUILDER_SOURCE.concat();
-    let hash = input_hash(&[
-        ("format", FORMAT_VERSION.to_string().as_bytes()),
-        ("builder", builder.as_bytes()),
-        ("recipe", &recipe_bytes),
-        ("lock", &lock_bytes),
-        ("kubelabd", &kubelabd),
-        ("mksquashfs", squashfs_version.as_bytes()),
-    ]);
+    let hash = image_hash(
+        BUILDER_SOURCE,
+        &recipe_bytes,
+        &lock_bytes,
+        &kubelabd,
+        &squashfs_version,
+    );
     let images = options.cache_dir.join("images");
     let dir = images.join(&hash);
     if dir.join(MANIFEST_FILE).exists() {
@@ -330,5 +347,54 @@ mod tests {
         assert_ne!(base, input_hash(&[("a", b"x"), ("b", b"yz")]));
         assert_ne!(base, input_hash(&[("a", b"xy"), ("b", b"Z")]));
         assert_eq!(base.len(), 64);
+    }
+
+    #[test]
+    fn a_changed_builder_changes_the_image_hash() {
+        let hash = |builder: &[&str]| image_hash(builder, b"recipe", b"lock", b"elf", "4.5.1");
+        let base = hash(BUILDER_SOURCE);
+        let mut edited: Vec<String> = BUILDER_SOURCE.iter().map(|s| s.to_string()).collect();
+        edited[3].push(' ');
+        let edited: Vec<&str> = edited.iter().map(String::as_str).collect();
+        assert_ne!(base, hash(&edited), "one byte more in one builder module");
+        assert_ne!(
+            base,
+            image_hash(BUILDER_SOURCE, b"recipe", b"lock", b"elf", "4.6")
+        );
+        assert_eq!(base, hash(BUILDER_SOURCE));
+    }
+
+    /// Every module of the image builder is either hashed as builder source or listed here as
+    /// one that only finds and checks inputs (which are hashed themselves) — so a new module
+    /// that writes image bytes cannot be forgotten in [`BUILDER_SOURCE`].
+    #[test]
+    fn every_builder_module_is_hashed_or_known_not_to_shape_the_output() {
+        // `kubelabd.rs` builds the guest binary, whose bytes are an input of the hash.
+        const INPUT_ONLY: &[&str] = &[
+            "apt.rs",
+            "cache.rs",
+            "cli.rs",
+            "kubelabd.rs",
+            "lock.rs",
+            "mod.rs",
+            "recipe.rs",
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/image");
+        let mut missing = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("read src/image") {
+            let path = entry.expect("dir entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.extension().is_none_or(|e| e != "rs") || INPUT_ONLY.contains(&name.as_str()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read module");
+            if !BUILDER_SOURCE.contains(&text.as_str()) {
+                missing.push(name);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "modules neither in BUILDER_SOURCE nor in INPUT_ONLY: {missing:?}"
+        );
     }
 }
