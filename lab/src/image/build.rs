@@ -34,8 +34,9 @@ pub const FORMAT_VERSION: u32 = 5;
 
 /// The source of every module that decides the bytes of an image. Hashing it with the other
 /// inputs means a changed builder never reuses an image built by an older one: the cache is
-/// keyed on everything that made the output, like a Nix store path. (`cli`, `cache`, `apt`, `kubelabd`,
-/// `lock` and `recipe` only find and check inputs, which are hashed themselves.)
+/// keyed on everything that made the output, like a Nix store path. (`cli`, `cache`, `apt`,
+/// `lock` and `recipe` only find and check inputs, and `kubelabd` builds one; the inputs are
+/// hashed themselves.)
 const BUILDER_SOURCE: &[&str] = &[
     include_str!("build.rs"),
     include_str!("cpio.rs"),
