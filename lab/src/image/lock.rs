@@ -64,19 +64,12 @@ pub struct LockedPackage {
 impl Lock {
     /// Reads and validates a lock file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&super::read_text(path)?, path)
     }
 
     /// Parses and validates lock text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
-        let lock: Lock = toml::from_str(text).map_err(|source| Error::Toml {
-            path: path.to_path_buf(),
-            source: Box::new(source),
-        })?;
+        let lock: Self = super::parse_toml(text, path)?;
         lock.validate(path)?;
         Ok(lock)
     }

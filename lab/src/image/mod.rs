@@ -287,6 +287,22 @@ pub enum Error {
 }
 
 /// Runs a command and returns its stdout, or an error with its stderr.
+/// Reads a text input file (recipe, lock); the error names the file.
+fn read_text(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Parses TOML text of type `T`; `path` is only used in messages (with line and column).
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, Error> {
+    toml::from_str(text).map_err(|source| Error::Toml {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
+}
+
 fn run_command(cmd: &mut std::process::Command) -> Result<String, Error> {
     let shown = format!("{cmd:?}");
     let out = cmd.output().map_err(|source| Error::Spawn {

@@ -50,19 +50,12 @@ pub struct PackagesRecipe {
 impl Recipe {
     /// Reads and validates a recipe file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&super::read_text(path)?, path)
     }
 
     /// Parses and validates recipe text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
-        let recipe: Recipe = toml::from_str(text).map_err(|source| Error::Toml {
-            path: path.to_path_buf(),
-            source: Box::new(source),
-        })?;
+        let recipe: Self = super::parse_toml(text, path)?;
         recipe.validate(path)?;
         Ok(recipe)
     }
