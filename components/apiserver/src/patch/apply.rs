@@ -95,6 +95,26 @@ fn remove_at(object: &mut Value, path: &[String]) {
     }
 }
 
+/// The paths of the list items a field set holds whole (nodes carrying the `.` marker),
+/// outermost first; items inside such an item are not listed again.
+fn dropped_items(set: &Value) -> Vec<Vec<String>> {
+    fn walk(node: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        let Some(m) = node.as_object() else { return };
+        if !path.is_empty() && m.contains_key(".") {
+            out.push(path.clone());
+            return;
+        }
+        for (k, v) in m {
+            path.push(k.clone());
+            walk(v, path, out);
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(set, &mut Vec::new(), &mut out);
+    out
+}
+
 /// Merges applied configuration into the live object: objects recursively, keyed lists item
 /// by item, set lists as sets, everything else replaced.
 fn merge(live: &Value, applied: &Value, schemas: &Schemas, ty: Option<&str>) -> Value {
@@ -197,6 +217,18 @@ pub fn apply(
         .map(|e| e["fieldsV1"].clone())
         .unwrap_or(serde_json::json!({}));
     let dropped = subtract(&previous, &applied_set);
+    // List items the manager applied before and dropped whole (their `.` marker is in the
+    // dropped set) go with their unowned defaulted fields, unless another manager owns
+    // something inside them.
+    for path in dropped_items(&dropped) {
+        let owned_elsewhere = list.iter().any(|e| {
+            !(e["manager"] == manager && e["operation"] == "Apply")
+                && set_has(&e["fieldsV1"], &path)
+        });
+        if !owned_elsewhere {
+            remove_at(&mut merged, &path);
+        }
+    }
     for path in leaves(&dropped) {
         let owned_elsewhere = list.iter().any(|e| {
             !(e["manager"] == manager && e["operation"] == "Apply")
@@ -269,6 +301,49 @@ mod tests {
             .map(|e| e["manager"].clone())
             .collect();
         assert_eq!(managers, vec![json!("kubectl")]);
+    }
+
+    #[test]
+    fn dropped_list_items_are_removed_with_their_defaulted_fields() {
+        let s = crate::schema_index();
+        let ty = Some("io.k8s.api.core.v1.Pod");
+        let pod = |containers: Value| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                   "spec": {"containers": containers}})
+        };
+        let a = pod(json!([
+            {"name": "c", "image": "i", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+             "ports": [{"containerPort": 80}, {"containerPort": 443}]},
+            {"name": "d", "image": "i"}]));
+        let Applied::Object(mut live) = apply(&json!({}), &a, "kubectl", false, s, ty) else {
+            panic!()
+        };
+        // Defaults the server fills in, owned by nobody.
+        for c in live["spec"]["containers"].as_array_mut().unwrap() {
+            c["terminationMessagePath"] = json!("/dev/termination-log");
+            if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports {
+                    p["protocol"] = json!("TCP");
+                }
+            }
+        }
+        let b = pod(json!([
+            {"name": "c", "image": "i", "env": [{"name": "A", "value": "1"}],
+             "ports": [{"containerPort": 80}]}]));
+        let Applied::Object(out) = apply(&live, &b, "kubectl", false, s, ty) else {
+            panic!()
+        };
+        let containers = out["spec"]["containers"].as_array().unwrap();
+        assert_eq!(containers.len(), 1, "{out}");
+        assert_eq!(containers[0]["env"], json!([{"name": "A", "value": "1"}]));
+        assert_eq!(
+            containers[0]["ports"],
+            json!([{"containerPort": 80, "protocol": "TCP"}])
+        );
+        assert_eq!(
+            containers[0]["terminationMessagePath"],
+            "/dev/termination-log"
+        );
     }
 
     #[test]

@@ -48,6 +48,7 @@ macro_rules! per_backend {
 }
 
 mod apply;
+mod audit;
 mod commands;
 mod concurrency;
 mod security;

@@ -1,0 +1,67 @@
+//! Regressions for the defects an acceptance audit found with the real kubectl (issue 4):
+//! server-side apply removing list items, NodePort allocation within one Service, system
+//! namespaces, impersonation and the client-side to server-side apply migration.
+
+use crate::support::{Backend, Server};
+use crate::util::Kubectl;
+
+/// A Deployment whose one pod template holds `containers` (YAML, indented for the list).
+fn deployment(containers: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: lists
+  namespace: default
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: lists}}
+  template:
+    metadata:
+      labels: {{app: lists}}
+    spec:
+      containers:
+{containers}"#
+    )
+}
+
+per_backend!(server_side_apply_removes_list_items);
+async fn server_side_apply_removes_list_items(backend: Backend) {
+    let s = Server::start_on(backend).await;
+    let k = Kubectl::new(&s);
+    let a = k.file(
+        "a.yaml",
+        &deployment(
+            r#"      - name: c
+        image: c:1
+        env: [{name: A, value: "1"}, {name: B, value: "2"}]
+        ports: [{containerPort: 80}, {containerPort: 443}]
+      - name: d
+        image: d:1
+"#,
+        ),
+    );
+    k.run(&["apply", "--server-side", "-f", &a])
+        .ok(&["deployment.apps/lists serverside-applied"]);
+    let b = k.file(
+        "b.yaml",
+        &deployment(
+            r#"      - name: c
+        image: c:1
+        env: [{name: A, value: "1"}]
+        ports: [{containerPort: 80}]
+"#,
+        ),
+    );
+    k.run(&["apply", "--server-side", "-f", &b])
+        .ok(&["deployment.apps/lists serverside-applied"]);
+    k.run(&[
+        "get",
+        "deploy",
+        "lists",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].name}|{.spec.template.spec.containers[0].env[*].name}|{.spec.template.spec.containers[0].ports[*].containerPort}",
+    ])
+    .ok(&["c|A|80"]);
+}
