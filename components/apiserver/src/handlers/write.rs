@@ -72,26 +72,29 @@ async fn plan(
     let mut markers = Vec::new();
     let mut picked = Vec::new();
     let mut new_held = HashSet::new();
-    for claim in res.claims(new) {
+    let claims = res.claims(new);
+    // Values this version asks for explicitly are never kept for or picked by another claim.
+    let mut taken: HashSet<String> = avoid.clone();
+    taken.extend(claims.iter().filter_map(|c| c.requested.clone()));
+    for claim in claims {
+        let field = field_path(&claim.pointer);
         let kept = old
-            .and_then(|o| o.pointer(&claim.pointer))
-            .and_then(|v| match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
+            .and_then(|o| previous_value(o, new, &claim.pointer))
+            .filter(|v| !taken.contains(v));
         let value = match claim.requested.clone().or(kept) {
             Some(v) => {
-                let field = claim.pointer.trim_start_matches('/').replace('/', ".");
-                ctx.allocator.check(claim.pool, &field, &v)?;
+                ctx.allocator
+                    .check(claim.pool, &field, &v)
+                    .map_err(|e| named(e, new))?;
                 v
             }
             None => {
-                let v = ctx.allocator.pick(&ctx.store, claim.pool, avoid).await?;
+                let v = ctx.allocator.pick(&ctx.store, claim.pool, &taken).await?;
                 picked.push(keys::marker(claim.pool.key_name(), &v));
                 v
             }
         };
+        taken.insert(value.clone());
         set_at(new, &claim.pointer, claim.pool, &value);
         if claim.pointer == "/spec/clusterIP"
             && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
@@ -99,7 +102,10 @@ async fn plan(
             // clusterIPs mirrors clusterIP for the single-stack Services this server makes.
             spec.insert("clusterIPs".into(), json!([value.clone()]));
         }
-        if !old_held.contains(&(claim.pool, value.clone())) {
+        // One value held twice by this object (the same nodePort for TCP and UDP) is one marker.
+        if !old_held.contains(&(claim.pool, value.clone()))
+            && !new_held.contains(&(claim.pool, value.clone()))
+        {
             markers.push(Marker::Claim(
                 keys::marker(claim.pool.key_name(), &value),
                 owner.clone(),
@@ -113,14 +119,87 @@ async fn plan(
     Ok((markers, picked))
 }
 
-fn already_allocated(res: &dyn Resource, marker: &str) -> ApiError {
+/// An allocator error with the object's name filled in.
+fn named(e: ApiError, object: &Value) -> ApiError {
+    match e {
+        ApiError::Invalid {
+            kind,
+            group,
+            causes,
+            ..
+        } => ApiError::Invalid {
+            kind,
+            group,
+            name: meta_str(object, "name").unwrap_or_default().to_string(),
+            causes,
+        },
+        other => other,
+    }
+}
+
+/// `spec.ports[1].nodePort` for `/spec/ports/1/nodePort`.
+fn field_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.trim_start_matches('/').split('/') {
+        if seg.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
+/// The value the old version held for the claim at `pointer` of `new`. A Service port's
+/// nodePort follows its port as Kubernetes matches them: by name, else by port and protocol
+/// — never by position, which would hand a removed port's value to another port.
+fn previous_value(old: &Value, new: &Value, pointer: &str) -> Option<String> {
+    let as_string = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let Some(index) = pointer
+        .strip_prefix("/spec/ports/")
+        .and_then(|rest| rest.strip_suffix("/nodePort"))
+    else {
+        return old.pointer(pointer).and_then(as_string);
+    };
+    let port = new.pointer(&format!("/spec/ports/{index}"))?;
+    let name = port["name"].as_str().filter(|n| !n.is_empty());
+    let protocol = |p: &Value| p["protocol"].as_str().unwrap_or("TCP").to_string();
+    let olds = old.pointer("/spec/ports").and_then(Value::as_array)?;
+    let by_name = name.and_then(|n| olds.iter().find(|o| o["name"].as_str() == Some(n)));
+    let matched = by_name.or_else(|| {
+        olds.iter()
+            .find(|o| o["port"] == port["port"] && protocol(o) == protocol(port))
+    })?;
+    matched.get("nodePort").and_then(as_string)
+}
+
+/// The 422 for a value another object holds, naming the field of `object` that asked for it.
+fn already_allocated(res: &dyn Resource, object: &Value, marker: &str) -> ApiError {
     let value = marker.rsplit('/').next().unwrap_or(marker);
+    let field = res
+        .claims(object)
+        .into_iter()
+        .find(|c| {
+            object.pointer(&c.pointer).is_some_and(|v| match v {
+                Value::String(s) => s == value,
+                other => other.as_u64().is_some() && other.as_u64() == value.parse().ok(),
+            })
+        })
+        .map(|c| field_path(&c.pointer))
+        .unwrap_or_else(|| "spec".into());
     ApiError::Invalid {
         kind: res.info().kind.into(),
         group: res.info().group.into(),
-        name: String::new(),
+        name: meta_str(object, "name").unwrap_or_default().to_string(),
         causes: vec![crate::error::Cause::invalid(
-            "spec",
+            field,
             value,
             "provided value is already allocated",
         )],
@@ -154,7 +233,9 @@ pub async fn create(
             Err(StorageError::MarkerTaken(m)) if picked.contains(&m) => {
                 avoid.insert(m.rsplit('/').next().unwrap_or_default().to_string());
             }
-            Err(StorageError::MarkerTaken(m)) => return Err(already_allocated(res, &m)),
+            Err(StorageError::MarkerTaken(m)) => {
+                return Err(already_allocated(res, &object, &m));
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -220,7 +301,7 @@ pub async fn replace(
                 avoid.insert(m.rsplit('/').next().unwrap_or_default().to_string());
             }
             Err(StorageError::MarkerTaken(m)) => {
-                return Err(WriteError::Api(already_allocated(res, &m)));
+                return Err(WriteError::Api(already_allocated(res, &new, &m)));
             }
             Err(e) => return Err(e.into()),
         }

@@ -68,7 +68,16 @@ impl Kind for Services {
             causes.push(Cause::required("spec.ports"));
         }
         let mut names = std::collections::HashSet::new();
+        let mut node_ports = std::collections::HashSet::new();
         for (i, p) in ports.iter().enumerate() {
+            if let Some(np) = p.node_port.filter(|n| *n != 0)
+                && !node_ports.insert((np, p.protocol.clone().unwrap_or_else(|| "TCP".into())))
+            {
+                causes.push(Cause::duplicate(
+                    format!("spec.ports[{i}].nodePort"),
+                    &np.to_string(),
+                ));
+            }
             if !(1..=65535).contains(&p.port) {
                 causes.push(Cause::invalid(
                     format!("spec.ports[{i}].port"),

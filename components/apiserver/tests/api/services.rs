@@ -161,3 +161,97 @@ async fn node_ports_follow_type_changes() {
         .await;
     assert_eq!(code, 422, "{st}");
 }
+
+fn two_ports(name: &str, ports: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+           "spec": {"type": "NodePort", "selector": {"app": "x"}, "ports": ports}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ports_follow_ports_by_name_never_twice_in_one_service() {
+    if support::missing(support::ETCD) {
+        return;
+    }
+    let s = Server::start().await;
+    let c = s.client();
+    namespace(&c, "s").await;
+    let apply = "/api/v1/namespaces/s/services/two?fieldManager=t";
+    let (code, v1) = c
+        .patch(
+            apply,
+            "application/apply-patch+yaml",
+            &two_ports(
+                "two",
+                json!([{"name": "http", "port": 80}, {"name": "https", "port": 443}]),
+            ),
+        )
+        .await;
+    assert_eq!(code, 201, "{v1}");
+    let https = v1["spec"]["ports"][1]["nodePort"].clone();
+    // https moves to index 0, metrics is new at index 1.
+    let (code, v2) = c
+        .patch(
+            apply,
+            "application/apply-patch+yaml",
+            &two_ports(
+                "two",
+                json!([{"name": "https", "port": 443}, {"name": "metrics", "port": 9090}]),
+            ),
+        )
+        .await;
+    assert_eq!(code, 200, "{v2}");
+    let ports = v2["spec"]["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 2, "{v2}");
+    let by_name = |n: &str| {
+        ports
+            .iter()
+            .find(|p| p["name"] == n)
+            .map(|p| p["nodePort"].clone())
+            .unwrap()
+    };
+    assert_eq!(by_name("https"), https, "https keeps its node port: {v2}");
+    assert_ne!(
+        by_name("metrics"),
+        https,
+        "node port handed out twice: {v2}"
+    );
+
+    // Two ports asking for one node port: a 422 naming the second, not a store error.
+    let (code, st) = c
+        .json(
+            "POST",
+            "/api/v1/namespaces/s/services",
+            &two_ports(
+                "dup",
+                json!([{"name": "a", "port": 80, "nodePort": 30555},
+                       {"name": "b", "port": 81, "nodePort": 30555}]),
+            ),
+        )
+        .await;
+    assert_eq!(code, 422, "{st}");
+    assert_eq!(
+        st["details"]["causes"][0]["field"],
+        "spec.ports[1].nodePort"
+    );
+    assert_eq!(st["details"]["causes"][0]["reason"], "FieldValueDuplicate");
+
+    // A value another Service holds: the error names this Service and the field.
+    let (code, st) = c
+        .json(
+            "POST",
+            "/api/v1/namespaces/s/services",
+            &two_ports(
+                "taken",
+                json!([{"name": "a", "port": 80, "nodePort": https}]),
+            ),
+        )
+        .await;
+    assert_eq!(code, 422, "{st}");
+    let message = st["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "Service \"taken\" is invalid: spec.ports[0].nodePort: Invalid value: \"{https}\": provided value is already allocated"
+        )),
+        "{message}"
+    );
+}
