@@ -16,6 +16,7 @@ pub mod namespaces;
 pub mod nodes;
 pub mod pods;
 pub mod podspec;
+pub mod quantity;
 pub mod rbac;
 pub mod replicasets;
 pub mod reviews;

@@ -92,6 +92,15 @@ pub fn validate(spec: &PodSpec, at: &str, causes: &mut Vec<Cause>) {
                     ));
                 }
             }
+            if let Some(r) = &c.resources {
+                let at = format!("{p}.resources");
+                super::quantity::validate_list(
+                    r.requests.as_ref(),
+                    &format!("{at}.requests"),
+                    causes,
+                );
+                super::quantity::validate_list(r.limits.as_ref(), &format!("{at}.limits"), causes);
+            }
             if let Some(policy) = &c.image_pull_policy
                 && !matches!(policy.as_str(), "Always" | "IfNotPresent" | "Never")
             {
