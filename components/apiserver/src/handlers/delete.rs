@@ -77,6 +77,9 @@ enum Deleted {
     Pending(Value),
 }
 
+/// Namespaces the cluster itself needs; Kubernetes refuses to delete them.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-public", "kube-system"];
+
 async fn delete_one(
     ctx: &Ctx,
     req: &Req,
@@ -84,6 +87,14 @@ async fn delete_one(
     opts: &DeleteOptions,
 ) -> Result<Deleted, ApiError> {
     let res = req.resource.as_ref();
+    if res.info().plural == "namespaces" && SYSTEM_NAMESPACES.contains(&name) {
+        return Err(ApiError::Forbidden {
+            group: String::new(),
+            resource: "namespaces".into(),
+            name: name.to_string(),
+            message: "this namespace may not be deleted".into(),
+        });
+    }
     let key = req.key(name);
     let dry_run = req.dry_run()?;
     for _ in 0..super::update::UNCONDITIONAL_RETRIES {

@@ -65,3 +65,27 @@ async fn server_side_apply_removes_list_items(backend: Backend) {
     ])
     .ok(&["c|A|80"]);
 }
+
+per_backend!(system_namespaces_cannot_be_deleted);
+async fn system_namespaces_cannot_be_deleted(backend: Backend) {
+    let s = Server::start_on(backend).await;
+    let k = Kubectl::new(&s);
+    for ns in ["default", "kube-public", "kube-system"] {
+        k.run(&["delete", "namespace", ns, "--wait=false"]).fails(&[
+            "Forbidden",
+            &format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted"),
+        ]);
+    }
+    k.run(&[
+        "get",
+        "namespace",
+        "default",
+        "-o",
+        "jsonpath={.status.phase}",
+    ])
+    .ok(&["Active"]);
+    k.run(&["create", "namespace", "scratch"])
+        .ok(&["namespace/scratch created"]);
+    k.run(&["delete", "namespace", "scratch", "--wait=false"])
+        .ok(&["namespace \"scratch\" deleted"]);
+}
