@@ -169,6 +169,22 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
 
 type Failure = (String, String, ApiError);
 
+/// The first impersonation header of a request (`Impersonate-User`, `-Group`, `-Uid`,
+/// `-Extra-*`). Impersonation is not implemented: such requests are refused rather than
+/// served as the authenticated user, which would silently answer for the wrong identity.
+fn impersonation(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .keys()
+        .map(|k| k.as_str())
+        .find(|k| {
+            matches!(
+                *k,
+                "impersonate-user" | "impersonate-group" | "impersonate-uid"
+            ) || k.starts_with("impersonate-extra-")
+        })
+        .map(str::to_string)
+}
+
 async fn serve(app: &App, request: Request) -> Result<(String, String, Response), Failure> {
     let (parts, body) = request.into_parts();
     let fail = |verb: &str, res: &str| {
@@ -188,6 +204,16 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
             return Err(fail("", "")(ApiError::Unauthorized));
         }
     };
+    if let Some(header) = impersonation(&parts.headers) {
+        return Err(fail("", "")(ApiError::Forbidden {
+            group: String::new(),
+            resource: String::new(),
+            name: String::new(),
+            message: format!(
+                "impersonation ({header} header) is not supported by this server; send the request with the user's own credentials"
+            ),
+        }));
+    }
     let target = request::parse_path(parts.uri.path()).map_err(fail(parts.method.as_str(), ""))?;
     let query = Query(
         axum::extract::Query::<std::collections::BTreeMap<String, String>>::try_from_uri(

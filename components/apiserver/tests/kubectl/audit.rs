@@ -89,3 +89,15 @@ async fn system_namespaces_cannot_be_deleted(backend: Backend) {
     k.run(&["delete", "namespace", "scratch", "--wait=false"])
         .ok(&["namespace \"scratch\" deleted"]);
 }
+
+per_backend!(impersonation_is_refused);
+async fn impersonation_is_refused(backend: Backend) {
+    let s = Server::start_on(backend).await;
+    let k = Kubectl::new(&s);
+    // Impersonation is refused, not answered as the admin.
+    k.run(&["auth", "can-i", "create", "pods"]).ok(&["yes"]);
+    k.run(&["auth", "can-i", "create", "pods", "--as", "alice"])
+        .fails(&["impersonation", "not supported"]);
+    k.run(&["get", "pods", "--as", "alice", "--as-group", "dev"])
+        .fails(&["Forbidden", "impersonation"]);
+}
