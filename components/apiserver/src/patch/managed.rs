@@ -264,6 +264,13 @@ pub fn type_of(object: &Value) -> Option<String> {
     )
 }
 
+/// Whether a client-written managedFields entry can be used as is.
+fn well_formed(e: &Value) -> bool {
+    e["manager"].is_string()
+        && matches!(e["operation"].as_str(), Some("Apply" | "Update"))
+        && e["fieldsV1"].is_object()
+}
+
 /// Records a non-apply write: `manager` (with `operation`) owns what it changed; the other
 /// managers lose those fields.
 pub fn record(
@@ -279,7 +286,12 @@ pub fn record(
         None => fieldset(&new_part, ty.as_deref()),
         Some(o) => changed(&owned_part(o, sub), &new_part, ty.as_deref()),
     };
+    // A write that sets managedFields itself (kubectl's client-side to server-side apply
+    // migration does, with a JSON patch) has them taken as given, as Kubernetes does; an
+    // absent, empty or malformed list keeps the stored entries, and so do subresources.
+    let given = entries(new);
     let mut list = match old {
+        Some(_) if sub.is_none() && !given.is_empty() && given.iter().all(well_formed) => given,
         Some(o) => entries(o),
         None => Vec::new(),
     };
@@ -336,6 +348,26 @@ mod tests {
         assert!(rest["f:spec"].get("f:replicas").is_none());
         assert!(rest["f:spec"].get("f:template").is_some());
         assert_eq!(display_path(&leaves(&ch)[0]), ".spec.replicas");
+    }
+
+    #[test]
+    fn record_takes_client_written_entries_as_given() {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 1}});
+        record(None, &mut d, "kubectl-client-side-apply", "Update", None);
+        // The migration rewrites the entry as an Apply of `kubectl`.
+        let mut migrated = d.clone();
+        migrated["metadata"]["managedFields"] = json!([{"manager": "kubectl", "operation": "Apply",
+            "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
+        record(Some(&d), &mut migrated, "kubectl", "Update", None);
+        let e = entries(&migrated);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0]["manager"], "kubectl");
+        assert_eq!(e[0]["operation"], "Apply");
+        // A malformed list is ignored: the stored entries stay.
+        let mut bad = d.clone();
+        bad["metadata"]["managedFields"] = json!([{"manager": 5}]);
+        record(Some(&d), &mut bad, "x", "Update", None);
+        assert_eq!(entries(&bad)[0]["manager"], "kubectl-client-side-apply");
     }
 
     #[test]

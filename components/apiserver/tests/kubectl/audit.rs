@@ -101,3 +101,40 @@ async fn impersonation_is_refused(backend: Backend) {
     k.run(&["get", "pods", "--as", "alice", "--as-group", "dev"])
         .fails(&["Forbidden", "impersonation"]);
 }
+
+per_backend!(client_side_apply_migrates_to_server_side);
+async fn client_side_apply_migrates_to_server_side(backend: Backend) {
+    let s = Server::start_on(backend).await;
+    let k = Kubectl::new(&s);
+    let one = |image: &str| {
+        deployment(&format!(
+            "      - name: c\n        image: {image}\n        ports: [{{containerPort: 80}}]\n"
+        ))
+    };
+    let v1 = k.file("m1.yaml", &one("web:1"));
+    k.run(&["apply", "-f", &v1])
+        .ok(&["deployment.apps/lists created"]);
+    k.run(&["apply", "--server-side", "-f", &v1])
+        .ok(&["deployment.apps/lists serverside-applied"]);
+    // kubectl moved the client-side manager's fields to its server-side one.
+    k.run(&[
+        "get",
+        "deploy",
+        "lists",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ])
+    .ok(&["kubectl"]);
+    let v2 = k.file("m2.yaml", &one("web:2"));
+    k.run(&["apply", "--server-side", "-f", &v2])
+        .ok(&["deployment.apps/lists serverside-applied"]);
+    k.run(&[
+        "get",
+        "deploy",
+        "lists",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ])
+    .ok(&["web:2"]);
+}
