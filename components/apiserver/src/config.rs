@@ -110,8 +110,16 @@ pub struct Config {
     /// How often a watch that asked for bookmarks gets one.
     #[serde(with = "secs")]
     pub bookmark_interval: Duration,
+    /// `--etcd-compaction-interval`: how often the store is compacted to the revision seen
+    /// at the previous tick (see `compactor`); zero disables.
+    #[serde(with = "secs", default = "default_compaction")]
+    pub etcd_compaction_interval: Duration,
     /// TLS, authentication and the files they use.
     pub security: SecurityConfig,
+}
+
+fn default_compaction() -> Duration {
+    crate::compactor::DEFAULT_INTERVAL
 }
 
 /// How the server is reached and how callers are identified (kube-apiserver's flags).
@@ -215,6 +223,7 @@ impl Config {
             max_request_bytes: 3 * 1024 * 1024,
             max_watch: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(60),
+            etcd_compaction_interval: crate::compactor::DEFAULT_INTERVAL,
             security: SecurityConfig::new(cert_dir),
         }
     }

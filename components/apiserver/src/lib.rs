@@ -30,6 +30,7 @@
 pub mod alloc;
 pub mod authn;
 pub mod authz;
+pub mod compactor;
 pub mod config;
 pub mod discovery;
 pub mod embedded;
@@ -219,12 +220,15 @@ pub async fn prepare(config: Config, bound: std::net::SocketAddr) -> Result<Prep
     bootstrap(&ctx).await?;
     policy.start(&ctx.store);
     policy.wait_synced(POLICY_SYNC_TIMEOUT).await?;
+    let compaction = ctx.config.etcd_compaction_interval;
+    let app = Arc::new(server::App {
+        ctx,
+        openapi,
+        address,
+    });
+    compactor::start(Arc::downgrade(&app), compaction);
     Ok(Prepared {
-        app: Arc::new(server::App {
-            ctx,
-            openapi,
-            address,
-        }),
+        app,
         tls: setup.tls,
         ca: setup.pki.ca,
     })

@@ -58,6 +58,10 @@ pub struct Args {
     /// server is ready.
     #[arg(long)]
     kubeconfig_out: Option<PathBuf>,
+    /// How often the store is compacted to the revision seen at the previous tick
+    /// (Go-style duration: 5m, 90s, 1h30m); 0 disables. As kube-apiserver's flag.
+    #[arg(long, default_value = "5m", value_parser = kubelab_apiserver::compactor::parse_duration)]
+    etcd_compaction_interval: std::time::Duration,
 }
 
 /// Where the embedded store keeps its data unless --store-data-dir says otherwise.
@@ -75,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     config.service_cluster_ip_range = args.service_cluster_ip_range;
     config.service_node_port_range = args.service_node_port_range;
+    config.etcd_compaction_interval = args.etcd_compaction_interval;
     let s = &mut config.security;
     s.tls_sans = args.tls_sans;
     s.advertise_address = args.advertise_address;

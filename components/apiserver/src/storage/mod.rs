@@ -161,6 +161,16 @@ impl Store {
         Ok(Store { client })
     }
 
+    /// Compacts the store's history up to `revision` (kube-apiserver's periodic compaction).
+    pub async fn compact(&self, revision: i64) -> Result<(), StorageError> {
+        self.client
+            .kv_client()
+            .compact(revision, None)
+            .await
+            .map_err(|e| map_compaction(e, revision))?;
+        Ok(())
+    }
+
     /// The store's current revision.
     pub async fn current_revision(&self) -> Result<i64, StorageError> {
         let resp = self

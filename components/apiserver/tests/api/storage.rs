@@ -94,3 +94,56 @@ async fn lists_span_batches_and_big_messages() {
         .unwrap();
     assert_eq!(blobs.items.len(), 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_is_compacted_periodically() {
+    if support::missing(support::ETCD) {
+        return;
+    }
+    let s = support::Server::start_with(|c| {
+        c.etcd_compaction_interval = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let c = s.client();
+    let (code, cm) = c
+        .json(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"name": "old"}, "data": {"a": "1"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{cm}");
+    let old = cm["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Later writes move the store past `old`; two ticks later it is compacted away.
+    let mut i = 0;
+    support::wait_until_async(
+        "a watch from the old resourceVersion to be 410 Gone",
+        std::time::Duration::from_secs(20),
+        || {
+            i += 1;
+            let c = c.clone();
+            let old = old.clone();
+            let name = format!("new{i}");
+            async move {
+                c.json(
+                    "POST",
+                    "/api/v1/namespaces/default/configmaps",
+                    &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": name}}),
+                )
+                .await;
+                let (code, st) = c
+                    .get(&format!(
+                        "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={old}&timeoutSeconds=1"
+                    ))
+                    .await;
+                (code == 410 && st["reason"] == "Expired").then_some(())
+            }
+        },
+    )
+    .await;
+}
