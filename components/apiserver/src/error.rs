@@ -214,6 +214,7 @@ impl ApiError {
             ApiError::Storage(StorageError::Compacted { .. }) => 410,
             ApiError::Storage(StorageError::Unavailable(..)) => 503,
             ApiError::Storage(StorageError::Etcd(e)) if store_unreachable(e) => 503,
+            ApiError::Storage(StorageError::Etcd(e)) if store_too_large(e) => 413,
             ApiError::Storage(StorageError::FutureRevision(_)) => 504,
             ApiError::Storage(_) => 500,
         }
@@ -239,6 +240,9 @@ impl ApiError {
             ApiError::Storage(StorageError::Unavailable(..)) => "ServiceUnavailable",
             ApiError::Storage(StorageError::Etcd(e)) if store_unreachable(e) => {
                 "ServiceUnavailable"
+            }
+            ApiError::Storage(StorageError::Etcd(e)) if store_too_large(e) => {
+                "RequestEntityTooLarge"
             }
             ApiError::Storage(StorageError::FutureRevision(_)) => "Timeout",
             ApiError::Storage(_) => "InternalError",
@@ -317,6 +321,12 @@ fn forbidden_message(group: &str, resource: &str, name: &str, message: &str) -> 
         (false, true) => format!("{qualified} is forbidden: {message}"),
         (false, false) => format!("{qualified} \"{name}\" is forbidden: {message}"),
     }
+}
+
+/// Whether the store refused a write as larger than its request limit (etcd's
+/// `--max-request-bytes`): the client's object is too big (413), not a server fault.
+fn store_too_large(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s) if s.message().contains("request is too large"))
 }
 
 /// Whether a store error means "cannot reach the store" (503) rather than a failed request.

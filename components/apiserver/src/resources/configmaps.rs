@@ -10,6 +10,9 @@ use crate::table::Column;
 /// ConfigMaps.
 pub struct ConfigMaps;
 
+/// Largest data + binaryData of a ConfigMap, in bytes (Kubernetes' 1 MiB).
+pub const MAX_SIZE: usize = 1024 * 1024;
+
 /// A ConfigMap/Secret key: `[-._a-zA-Z0-9]+`, at most 253 characters.
 pub fn validate_key(field: &str, key: &str, causes: &mut Vec<Cause>) {
     let ok = !key.is_empty()
@@ -36,8 +39,21 @@ impl Kind for ConfigMaps {
     const HAS_SPEC: bool = false;
 
     fn validate(cm: &ConfigMap, causes: &mut Vec<Cause>) {
-        for k in cm.data.iter().flat_map(|d| d.keys()) {
+        let mut total = 0;
+        for (k, v) in cm.data.iter().flatten() {
             validate_key("data", k, causes);
+            total += k.len() + v.len();
+        }
+        for (k, v) in cm.binary_data.iter().flatten() {
+            total += k.len() + v.0.len();
+        }
+        // Kubernetes' limit (MaxSecretSize) on data + binaryData together.
+        if total > MAX_SIZE {
+            causes.push(Cause {
+                reason: "FieldValueTooLong",
+                field: String::new(),
+                message: format!("Too long: must have at most {MAX_SIZE} bytes"),
+            });
         }
         for k in cm.binary_data.iter().flat_map(|d| d.keys()) {
             validate_key("binaryData", k, causes);
