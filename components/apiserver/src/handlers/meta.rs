@@ -242,6 +242,32 @@ pub fn field_value(object: &Value, path: &str) -> String {
     }
 }
 
+/// Kubernetes refuses finalizers added to an object that is being deleted (they would keep
+/// it forever); the 422 cause for those `new` adds, if `old` is being deleted.
+pub fn new_finalizers_while_deleting(new: &Value, old: &Value) -> Option<Cause> {
+    meta_str(old, "deletionTimestamp")?;
+    let list = |o: &Value| -> Vec<String> {
+        o.pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect()
+    };
+    let before = list(old);
+    let added: Vec<String> = list(new)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    (!added.is_empty()).then(|| Cause {
+        reason: "FieldValueForbidden",
+        field: "metadata.finalizers".into(),
+        message: format!(
+            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+        ),
+    })
+}
+
 /// Validates metadata: name rules of the resource, label and annotation keys and values.
 pub fn validate_meta(info: &Info, object: &Value) -> Vec<Cause> {
     use kubelab_api::validation as v;

@@ -74,6 +74,9 @@ pub fn prepare_update(
             new
         }
     };
+    let uid_change = meta_str(&new, "uid")
+        .filter(|u| !u.is_empty() && Some(*u) != meta_str(old, "uid"))
+        .map(|u| crate::error::Cause::invalid("metadata.uid", u, "field is immutable"));
     // Server-owned metadata always comes from the stored object.
     {
         let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
@@ -99,6 +102,8 @@ pub fn prepare_update(
         m.remove("resourceVersion");
     }
     let mut causes = meta::validate_meta(info, &new);
+    causes.extend(uid_change);
+    causes.extend(meta::new_finalizers_while_deleting(&new, old));
     let mut new = match req.resource.admit(new, Some(old)) {
         Ok(a) => a,
         Err(ApiError::Invalid {

@@ -63,6 +63,34 @@ impl Kind for ConfigMaps {
         }
     }
 
+    fn validate_update(new: &ConfigMap, old: &ConfigMap, causes: &mut Vec<Cause>) {
+        if old.immutable != Some(true) {
+            return;
+        }
+        let why = "field is immutable when `immutable` is set";
+        if new.data != old.data {
+            causes.push(Cause {
+                reason: "FieldValueForbidden",
+                field: "data".into(),
+                message: format!("Forbidden: {why}"),
+            });
+        }
+        if new.binary_data != old.binary_data {
+            causes.push(Cause {
+                reason: "FieldValueForbidden",
+                field: "binaryData".into(),
+                message: format!("Forbidden: {why}"),
+            });
+        }
+        if new.immutable != old.immutable {
+            causes.push(Cause {
+                reason: "FieldValueForbidden",
+                field: "immutable".into(),
+                message: format!("Forbidden: {why}"),
+            });
+        }
+    }
+
     fn columns() -> Vec<Column> {
         vec![
             Column::new("Data", "integer", "Number of data entries"),

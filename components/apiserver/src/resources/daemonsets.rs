@@ -46,6 +46,13 @@ impl Kind for DaemonSets {
         podspec::validate_workload(None, &spec.selector, Some(&spec.template), causes);
     }
 
+    fn validate_update(new: &DaemonSet, old: &DaemonSet, causes: &mut Vec<Cause>) {
+        let sel = |o: &DaemonSet| o.spec.as_ref().map(|s| s.selector.clone());
+        if sel(new) != sel(old) {
+            causes.push(Cause::immutable("spec.selector"));
+        }
+    }
+
     fn columns() -> Vec<Column> {
         vec![
             Column::new(

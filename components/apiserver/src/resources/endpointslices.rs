@@ -26,6 +26,12 @@ impl Kind for EndpointSlices {
         }
     }
 
+    fn validate_update(new: &EndpointSlice, old: &EndpointSlice, causes: &mut Vec<Cause>) {
+        if new.address_type != old.address_type {
+            causes.push(Cause::immutable("addressType"));
+        }
+    }
+
     fn columns() -> Vec<Column> {
         vec![
             Column::new("AddressType", "string", "The IP protocol for this slice"),

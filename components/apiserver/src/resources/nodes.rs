@@ -3,6 +3,7 @@
 use k8s_openapi::api::core::v1::Node;
 use serde_json::{Value, json};
 
+use crate::error::Cause;
 use crate::registry::{Kind, Sub};
 use crate::table::Column;
 
@@ -17,6 +18,18 @@ impl Kind for Nodes {
     const SUBRESOURCES: &'static [Sub] = &[Sub::Status];
     const FIELD_LABELS: &'static [&'static str] = &["spec.unschedulable"];
     const HAS_SPEC: bool = false;
+
+    fn validate_update(new: &Node, old: &Node, causes: &mut Vec<Cause>) {
+        // podCIDR(s) may be set once, then never changed.
+        let spec = |n: &Node| n.spec.clone().unwrap_or_default();
+        let (new, old) = (spec(new), spec(old));
+        if old.pod_cidr.as_deref().is_some_and(|c| !c.is_empty()) && new.pod_cidr != old.pod_cidr {
+            causes.push(Cause::immutable("spec.podCIDR"));
+        }
+        if old.pod_cidrs.as_ref().is_some_and(|c| !c.is_empty()) && new.pod_cidrs != old.pod_cidrs {
+            causes.push(Cause::immutable("spec.podCIDRs"));
+        }
+    }
 
     fn columns() -> Vec<Column> {
         vec![

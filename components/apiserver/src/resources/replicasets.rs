@@ -41,6 +41,13 @@ impl Kind for ReplicaSets {
         );
     }
 
+    fn validate_update(new: &ReplicaSet, old: &ReplicaSet, causes: &mut Vec<Cause>) {
+        let sel = |o: &ReplicaSet| o.spec.as_ref().map(|s| s.selector.clone());
+        if sel(new) != sel(old) {
+            causes.push(Cause::immutable("spec.selector"));
+        }
+    }
+
     fn columns() -> Vec<Column> {
         vec![
             Column::new("Desired", "integer", "Number of desired pods."),

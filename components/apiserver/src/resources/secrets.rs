@@ -51,6 +51,9 @@ impl Kind for Secrets {
         if old.immutable == Some(true) && new.data != old.data {
             causes.push(Cause::immutable("data"));
         }
+        if old.immutable == Some(true) && new.immutable != old.immutable {
+            causes.push(Cause::immutable("immutable"));
+        }
     }
 
     fn columns() -> Vec<Column> {

@@ -49,6 +49,33 @@ impl Kind for StatefulSets {
         podspec::validate_workload(spec.replicas, &spec.selector, Some(&spec.template), causes);
     }
 
+    fn validate_update(new: &StatefulSet, old: &StatefulSet, causes: &mut Vec<Cause>) {
+        // Only these spec fields may change (Kubernetes' ValidateStatefulSetUpdate).
+        let frozen = |s: &StatefulSet| {
+            let mut spec = serde_json::to_value(&s.spec).unwrap_or_default();
+            if let Some(m) = spec.as_object_mut() {
+                for f in [
+                    "replicas",
+                    "ordinals",
+                    "template",
+                    "updateStrategy",
+                    "persistentVolumeClaimRetentionPolicy",
+                    "minReadySeconds",
+                ] {
+                    m.remove(f);
+                }
+            }
+            spec
+        };
+        if frozen(new) != frozen(old) {
+            causes.push(Cause {
+                reason: "FieldValueForbidden",
+                field: "spec".into(),
+                message: "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into(),
+            });
+        }
+    }
+
     fn columns() -> Vec<Column> {
         vec![
             Column::new("Ready", "string", "Number of the pod with ready state"),

@@ -119,3 +119,169 @@ async fn sizes_over_the_limits_are_client_errors() {
 fn support_b64(n: usize) -> String {
     "A".repeat(n.div_ceil(3) * 4)
 }
+
+/// PUTs `object` after `change`, returning the answer.
+async fn put_changed(c: &Client, path: &str, change: impl FnOnce(&mut Value)) -> (u16, Value) {
+    let (code, mut object) = c.get(path).await;
+    assert_eq!(code, 200, "{object}");
+    change(&mut object);
+    c.json("PUT", path, &object).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immutable_fields_stay() {
+    if support::missing(support::ETCD) {
+        return;
+    }
+    let s = Server::start().await;
+    let c = s.client();
+    let ns = "/api/v1/namespaces/default";
+
+    // An immutable ConfigMap: data, binaryData and `immutable` itself are frozen.
+    let (code, st) = post(
+        &c,
+        &format!("{ns}/configmaps"),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "frozen"}, "data": {"a": "1"}, "immutable": true}),
+    )
+    .await;
+    assert_eq!(code, 201, "{st}");
+    let cm = format!("{ns}/configmaps/frozen");
+    let (code, st) = put_changed(&c, &cm, |o| o["data"]["a"] = json!("2")).await;
+    assert_eq!(invalid_field(code, &st), "data");
+    let (code, st) = put_changed(&c, &cm, |o| o["binaryData"] = json!({"b": "AA=="})).await;
+    assert_eq!(invalid_field(code, &st), "binaryData");
+    let (code, st) = put_changed(&c, &cm, |o| o["immutable"] = json!(false)).await;
+    assert_eq!(invalid_field(code, &st), "immutable");
+    let (code, st) = put_changed(&c, &cm, |o| o["metadata"]["labels"] = json!({"l": "v"})).await;
+    assert_eq!(code, 200, "metadata stays mutable: {st}");
+    // The same for a Secret.
+    let (code, st) = post(
+        &c,
+        &format!("{ns}/secrets"),
+        &json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "frozen"}, "data": {"a": "MQ=="}, "immutable": true}),
+    )
+    .await;
+    assert_eq!(code, 201, "{st}");
+    let (code, st) = put_changed(&c, &format!("{ns}/secrets/frozen"), |o| {
+        o["immutable"] = json!(false)
+    })
+    .await;
+    assert_eq!(invalid_field(code, &st), "immutable");
+
+    // apps/v1 selectors.
+    let template = json!({"metadata": {"labels": {"app": "a", "tier": "t"}},
+                          "spec": {"containers": [{"name": "c", "image": "x"}]}});
+    for (plural, kind) in [("daemonsets", "DaemonSet"), ("replicasets", "ReplicaSet")] {
+        let base = format!("/apis/apps/v1/namespaces/default/{plural}");
+        let (code, st) = post(
+            &c,
+            &base,
+            &json!({"apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": "sel"},
+            "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": template}}),
+        )
+        .await;
+        assert_eq!(code, 201, "{st}");
+        let (code, st) = put_changed(&c, &format!("{base}/sel"), |o| {
+            o["spec"]["selector"] = json!({"matchLabels": {"app": "a", "tier": "t"}})
+        })
+        .await;
+        assert_eq!(invalid_field(code, &st), "spec.selector", "{kind}");
+    }
+
+    // StatefulSet: replicas may change, serviceName may not.
+    let sts = "/apis/apps/v1/namespaces/default/statefulsets";
+    let (code, st) = post(
+        &c,
+        sts,
+        &json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {"serviceName": "db", "replicas": 1, "selector": {"matchLabels": {"app": "a"}},
+                 "template": template}}),
+    )
+    .await;
+    assert_eq!(code, 201, "{st}");
+    let (code, st) = put_changed(&c, &format!("{sts}/db"), |o| {
+        o["spec"]["replicas"] = json!(3)
+    })
+    .await;
+    assert_eq!(code, 200, "{st}");
+    let (code, st) = put_changed(&c, &format!("{sts}/db"), |o| {
+        o["spec"]["serviceName"] = json!("other")
+    })
+    .await;
+    assert_eq!(invalid_field(code, &st), "spec");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("updates to statefulset spec"),
+        "{st}"
+    );
+
+    // EndpointSlice addressType.
+    let eps = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
+    let (code, st) = post(
+        &c,
+        eps,
+        &json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "e"}, "addressType": "IPv4", "endpoints": []}),
+    )
+    .await;
+    assert_eq!(code, 201, "{st}");
+    let (code, st) = put_changed(&c, &format!("{eps}/e"), |o| {
+        o["addressType"] = json!("IPv6")
+    })
+    .await;
+    assert_eq!(invalid_field(code, &st), "addressType");
+
+    // Node podCIDR: settable once.
+    let (code, st) = post(
+        &c,
+        "/api/v1/nodes",
+        &json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "n1"}}),
+    )
+    .await;
+    assert_eq!(code, 201, "{st}");
+    let (code, st) = put_changed(&c, "/api/v1/nodes/n1", |o| {
+        o["spec"] = json!({"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]})
+    })
+    .await;
+    assert_eq!(code, 200, "first set: {st}");
+    let (code, st) = put_changed(&c, "/api/v1/nodes/n1", |o| {
+        o["spec"] = json!({"podCIDR": "10.244.2.0/24", "podCIDRs": ["10.244.2.0/24"]})
+    })
+    .await;
+    assert_eq!(invalid_field(code, &st), "spec.podCIDR");
+
+    // A PUT carrying another uid.
+    let (code, st) = put_changed(&c, &cm, |o| o["metadata"]["uid"] = json!("not-the-uid")).await;
+    assert_eq!(invalid_field(code, &st), "metadata.uid");
+
+    // No new finalizers on an object being deleted.
+    let mut p = pod("held");
+    p["metadata"]["finalizers"] = json!(["example.com/keep"]);
+    let (code, st) = post(&c, &format!("{ns}/pods"), &p).await;
+    assert_eq!(code, 201, "{st}");
+    let (code, st) = c
+        .json(
+            "DELETE",
+            &format!("{ns}/pods/held"),
+            &json!({"gracePeriodSeconds": 0}),
+        )
+        .await;
+    assert_eq!(code, 200, "{st}");
+    let (code, st) = put_changed(&c, &format!("{ns}/pods/held"), |o| {
+        o["metadata"]["finalizers"] = json!(["example.com/keep", "example.com/more"])
+    })
+    .await;
+    assert_eq!(invalid_field(code, &st), "metadata.finalizers");
+    let (code, st) = put_changed(&c, &format!("{ns}/pods/held"), |o| {
+        o["metadata"]["finalizers"] = json!([])
+    })
+    .await;
+    assert_eq!(code, 200, "removing finalizers is allowed: {st}");
+}
