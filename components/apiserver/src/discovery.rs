@@ -11,6 +11,7 @@ fn sub_verbs(sub: Sub) -> &'static [&'static str] {
         Sub::Status | Sub::Scale => &["get", "patch", "update"],
         Sub::Binding => &["create"],
         Sub::Log => &["get"],
+        Sub::Exec | Sub::Attach | Sub::PortForward => &["create", "get"],
         Sub::Finalize => &["update"],
         Sub::Token => &["create"],
     }
@@ -22,6 +23,9 @@ fn sub_kind(r: &dyn Resource, sub: Sub) -> (&'static str, &'static str, &'static
         Sub::Scale => ("autoscaling", "v1", "Scale"),
         Sub::Binding => ("", "v1", "Binding"),
         Sub::Token => ("authentication.k8s.io", "v1", "TokenRequest"),
+        Sub::Exec => ("", "v1", "PodExecOptions"),
+        Sub::Attach => ("", "v1", "PodAttachOptions"),
+        Sub::PortForward => ("", "v1", "PodPortForwardOptions"),
         _ => (i.group, i.version, i.kind),
     }
 }

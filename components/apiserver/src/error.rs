@@ -305,6 +305,10 @@ impl ApiError {
         };
         if let Some(d) = details {
             status["details"] = d;
+        } else if self.code() == 404 {
+            // kube-apiserver's 404 for an unknown path carries empty details; `kubectl debug`
+            // dereferences them.
+            status["details"] = json!({});
         }
         status
     }

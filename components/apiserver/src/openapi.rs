@@ -192,6 +192,10 @@ fn paths_for(r: &dyn Resource, paths: &mut Map<String, Value>) {
                 json!({"post": op(r, "post", &sid("create"), create_params.clone(), "io.k8s.api.core.v1.Binding", Some(vec!["application/json"]))})
             }
             Sub::Log => json!({"get": op(r, "get", &sid("read"), scope.clone(), &name, None)}),
+            Sub::Exec | Sub::Attach | Sub::PortForward => json!({
+                "get": op(r, "get", &sid("connectGet"), scope.clone(), &name, None),
+                "post": op(r, "post", &sid("connectPost"), scope.clone(), &name, None),
+            }),
             Sub::Finalize => {
                 json!({"put": op(r, "put", &sid("replace"), update_params.clone(), &name, Some(vec!["application/json"]))})
             }

@@ -34,6 +34,13 @@ pub enum Sub {
     Binding,
     /// `/log` (pods): served by the kubelet; refused clearly until one exists.
     Log,
+    /// `/exec`, `/attach`, `/portforward` (pods): streams to a container, served by the
+    /// kubelet; refused clearly until one exists.
+    Exec,
+    /// See [`Sub::Exec`].
+    Attach,
+    /// See [`Sub::Exec`].
+    PortForward,
     /// `/finalize` (namespaces): update `spec.finalizers`.
     Finalize,
     /// `/token` (serviceaccounts): create a token (authentication.k8s.io/v1 TokenRequest).
@@ -48,6 +55,9 @@ impl Sub {
             Sub::Scale => "scale",
             Sub::Binding => "binding",
             Sub::Log => "log",
+            Sub::Exec => "exec",
+            Sub::Attach => "attach",
+            Sub::PortForward => "portforward",
             Sub::Finalize => "finalize",
             Sub::Token => "token",
         }

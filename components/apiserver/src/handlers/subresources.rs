@@ -51,6 +51,23 @@ pub async fn dispatch(ctx: &Ctx, req: &Req, sub: &str) -> Result<Reply, ApiError
                 ))),
             }
         }
+        (Sub::Exec | Sub::Attach | Sub::PortForward, Verb::Get | Verb::Create) => {
+            let name = req.name()?;
+            let stored = must_get(ctx, req.resource.as_ref(), &req.key(name), name).await?;
+            let what = sub.name();
+            match stored
+                .object
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+            {
+                None => Err(ApiError::BadRequest(format!(
+                    "pod {name} does not have a host assigned"
+                ))),
+                Some(node) => Err(ApiError::NotImplemented(format!(
+                    "{what} is served by the kubelet on node {node}; this cluster's kubelet does not serve {what} yet"
+                ))),
+            }
+        }
         _ => Err(ApiError::MethodNotAllowed),
     }
 }

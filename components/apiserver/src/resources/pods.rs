@@ -17,7 +17,14 @@ impl Kind for Pods {
     const NAMESPACED: bool = true;
     const SHORT_NAMES: &'static [&'static str] = &["po"];
     const CATEGORIES: &'static [&'static str] = &["all"];
-    const SUBRESOURCES: &'static [Sub] = &[Sub::Status, Sub::Binding, Sub::Log];
+    const SUBRESOURCES: &'static [Sub] = &[
+        Sub::Status,
+        Sub::Binding,
+        Sub::Log,
+        Sub::Exec,
+        Sub::Attach,
+        Sub::PortForward,
+    ];
     const FIELD_LABELS: &'static [&'static str] = &[
         "spec.nodeName",
         "spec.restartPolicy",

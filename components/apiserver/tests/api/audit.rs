@@ -285,3 +285,47 @@ async fn immutable_fields_stay() {
     .await;
     assert_eq!(code, 200, "removing finalizers is allowed: {st}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_streaming_subresources() {
+    if support::missing(support::ETCD) {
+        return;
+    }
+    let s = Server::start().await;
+    let c = s.client();
+    for path in ["/apis/nothing.example.com/v1/things", "/no/such/route"] {
+        let (code, st) = c.get(path).await;
+        assert_eq!(code, 404, "{path}: {st}");
+        assert_eq!(st["details"], json!({}), "{path}: {st}");
+    }
+    let ns = "/api/v1/namespaces/default";
+    let (code, st) = post(&c, &format!("{ns}/pods"), &pod("p")).await;
+    assert_eq!(code, 201, "{st}");
+    for sub in ["exec", "attach", "portforward"] {
+        let (code, st) = post(&c, &format!("{ns}/pods/p/{sub}"), &json!({})).await;
+        assert_eq!(code, 400, "{sub}: {st}");
+        assert!(
+            st["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not have a host assigned"),
+            "{st}"
+        );
+    }
+    let (code, st) = post(
+        &c,
+        &format!("{ns}/pods/p/binding"),
+        &json!({"apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}}),
+    )
+    .await;
+    assert_eq!(code, 201, "{st}");
+    for sub in ["exec", "attach", "portforward"] {
+        let (code, st) = c.get(&format!("{ns}/pods/p/{sub}")).await;
+        assert_eq!(code, 501, "{sub}: {st}");
+        let message = st["message"].as_str().unwrap();
+        assert!(message.contains("kubelet on node n1"), "{message}");
+    }
+    let (code, st) = post(&c, &format!("{ns}/pods/nope/exec"), &json!({})).await;
+    assert_eq!(code, 404, "{st}");
+}
