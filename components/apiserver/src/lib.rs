@@ -40,6 +40,7 @@ pub mod kubeconfig;
 pub mod listen;
 pub mod metrics;
 pub mod openapi;
+pub mod openapi_pb;
 pub mod patch;
 pub mod pki;
 pub mod protobuf;

@@ -20,6 +20,7 @@ pub struct OpenApi {
     v3: HashMap<String, (String, Vec<u8>)>,
     v3_index: Vec<u8>,
     v2: Vec<u8>,
+    v2_protobuf: Vec<u8>,
 }
 
 fn gv_path(group: &str, version: &str) -> String {
@@ -290,10 +291,14 @@ impl OpenApi {
         })
         .to_string()
         .replace("#/components/schemas/", "#/definitions/");
+        let v2_protobuf = serde_json::from_str(&v2_text)
+            .map(|doc| crate::openapi_pb::encode(&doc))
+            .unwrap_or_default();
         OpenApi {
             v3,
             v3_index,
             v2: v2_text.into_bytes(),
+            v2_protobuf,
         }
     }
 
@@ -310,6 +315,11 @@ impl OpenApi {
     /// `/openapi/v2`.
     pub fn v2(&self) -> &[u8] {
         &self.v2
+    }
+
+    /// `/openapi/v2` as protobuf (`openapi.v2.Document`, see `openapi_pb`).
+    pub fn v2_protobuf(&self) -> &[u8] {
+        &self.v2_protobuf
     }
 }
 

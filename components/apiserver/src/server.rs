@@ -55,6 +55,20 @@ enum Accept {
     Discovery(&'static str),
 }
 
+/// Whether `/openapi/v2` is asked for as protobuf: the first range naming a form served
+/// (protobuf or JSON) decides, as kube-apiserver's negotiation picks the first acceptable.
+fn openapi_v2_protobuf(accept: Option<&str>) -> bool {
+    accept
+        .unwrap_or_default()
+        .split(',')
+        .map(|r| r.split(';').next().unwrap_or_default().trim())
+        .find(|m| {
+            crate::openapi_pb::MEDIA_TYPES.contains(m)
+                || matches!(*m, "application/json" | "*/*" | "application/*")
+        })
+        .is_some_and(|m| crate::openapi_pb::MEDIA_TYPES.contains(&m))
+}
+
 fn negotiate(accept: Option<&str>) -> Result<Vec<Accept>, ApiError> {
     let text = accept.unwrap_or("application/json");
     let mut out = Vec::new();
@@ -374,6 +388,13 @@ async fn non_resource(
     accept: Option<&str>,
 ) -> Result<Response, ApiError> {
     let reg = &app.ctx.registry;
+    if *target == Target::OpenApiV2 && openapi_v2_protobuf(accept) {
+        return Ok(raw(
+            StatusCode::OK,
+            crate::openapi_pb::CONTENT_TYPE,
+            app.openapi.v2_protobuf().to_vec(),
+        ));
+    }
     let wants = negotiate(accept)?;
     let discovery_version = wants.iter().find_map(|a| match a {
         Accept::Discovery(v) => Some(*v),
@@ -466,6 +487,17 @@ mod tests {
     #[test]
     fn accept_negotiation() {
         assert_eq!(negotiate(None).unwrap(), vec![Accept::Plain(Format::Json)]);
+        // /openapi/v2: the first served form listed wins.
+        let pb = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+        assert!(openapi_v2_protobuf(Some(pb)));
+        assert!(openapi_v2_protobuf(Some(&format!(
+            "{pb}, application/json"
+        ))));
+        assert!(!openapi_v2_protobuf(Some(&format!(
+            "application/json, {pb}"
+        ))));
+        assert!(!openapi_v2_protobuf(None));
+        assert!(!openapi_v2_protobuf(Some("application/yaml")));
         let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(
             negotiate(Some(kubectl)).unwrap()[0],

@@ -138,3 +138,24 @@ async fn client_side_apply_migrates_to_server_side(backend: Backend) {
     ])
     .ok(&["web:2"]);
 }
+
+per_backend!(openapi_v2_is_served_as_protobuf);
+async fn openapi_v2_is_served_as_protobuf(backend: Backend) {
+    let s = Server::start_on(backend).await;
+    let k = Kubectl::new(&s);
+    // A version the server does not serve: kubectl falls back from OpenAPI v3 to v2 (as
+    // protobuf) to validate, then reports the missing mapping.
+    let v2 = k.file(
+        "apps-v2.yaml",
+        "apiVersion: apps/v2\nkind: Deployment\nmetadata: {name: x, namespace: default}\nspec: {}\n",
+    );
+    k.run(&["apply", "-f", &v2])
+        .fails(&["no matches for kind \"Deployment\" in version \"apps/v2\""]);
+    // explain reads the schemas from the protobuf document.
+    k.run(&[
+        "explain",
+        "deployment.spec.replicas",
+        "--output=plaintext-openapiv2",
+    ])
+    .ok(&["replicas", "<integer>"]);
+}
