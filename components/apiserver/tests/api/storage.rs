@@ -97,10 +97,20 @@ async fn lists_span_batches_and_big_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_is_compacted_periodically() {
-    if support::missing(support::ETCD) {
+    compacted_periodically(support::Backend::Etcd).await;
+}
+
+/// The default store: the embedded kubelab store must answer the compaction too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_is_compacted_periodically() {
+    compacted_periodically(support::Backend::Embedded).await;
+}
+
+async fn compacted_periodically(backend: support::Backend) {
+    if backend.missing() {
         return;
     }
-    let s = support::Server::start_with(|c| {
+    let s = support::Server::start_full(backend, &[], |c| {
         c.etcd_compaction_interval = std::time::Duration::from_millis(300);
     })
     .await;
