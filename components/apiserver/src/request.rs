@@ -32,8 +32,13 @@ pub enum Target {
     Resource(ResourcePath),
     /// `/version`.
     Version,
-    /// `/healthz`, `/livez`, `/readyz` (and their `/...` checks).
-    Health,
+    /// `/healthz`, `/livez`, `/readyz`, or one of their checks (`/readyz/etcd`).
+    Health {
+        /// `healthz`, `livez` or `readyz`.
+        endpoint: String,
+        /// The single check asked for, if any.
+        check: Option<String>,
+    },
     /// `/metrics`.
     Metrics,
     /// `/openapi/v2`.
@@ -110,7 +115,12 @@ pub fn parse_path(path: &str) -> Result<Target, ApiError> {
     let rest: &[&str] = match parts.as_slice() {
         [] => return Ok(Target::Root),
         ["version"] => return Ok(Target::Version),
-        ["healthz" | "livez" | "readyz", ..] => return Ok(Target::Health),
+        [endpoint @ ("healthz" | "livez" | "readyz"), check @ ..] => {
+            return Ok(Target::Health {
+                endpoint: endpoint.to_string(),
+                check: (!check.is_empty()).then(|| check.join("/")),
+            });
+        }
         ["metrics"] => return Ok(Target::Metrics),
         ["openapi", "v2"] => return Ok(Target::OpenApiV2),
         ["openapi", "v3"] => return Ok(Target::OpenApiV3Index),

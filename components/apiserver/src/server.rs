@@ -248,7 +248,8 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
         if !decision.allowed() {
             return Err(fail(&verb, "")(forbidden(&user, &attrs, decision.reason())));
         }
-        let response = non_resource(app, &target, accept.as_deref())
+        let verbose = query.0.contains_key("verbose");
+        let response = non_resource(app, &target, accept.as_deref(), verbose)
             .await
             .map_err(fail(&verb, ""))?;
         return Ok((verb, String::new(), response));
@@ -386,6 +387,7 @@ async fn non_resource(
     app: &App,
     target: &Target,
     accept: Option<&str>,
+    verbose: bool,
 ) -> Result<Response, ApiError> {
     let reg = &app.ctx.registry;
     if *target == Target::OpenApiV2 && openapi_v2_protobuf(accept) {
@@ -429,10 +431,9 @@ async fn non_resource(
             .map(ok)
             .ok_or(ApiError::UnknownResource),
         Target::Version => Ok(ok(version_info())),
-        Target::Health => match app.ctx.store.current_revision().await {
-            Ok(_) => Ok(raw(StatusCode::OK, "text/plain", b"ok".to_vec())),
-            Err(e) => Err(ApiError::Storage(e)),
-        },
+        Target::Health { endpoint, check } => {
+            health(app, endpoint, check.as_deref(), verbose).await
+        }
         Target::Metrics => Ok(raw(
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -478,6 +479,60 @@ async fn non_resource(
         }
         Target::Resource(_) => Err(ApiError::UnknownResource),
     }
+}
+
+/// The checks behind `/healthz`, `/livez` and `/readyz`, as kube-apiserver names them.
+const HEALTH_CHECKS: &[&str] = &["ping", "etcd"];
+
+/// `/readyz` and friends as kube-apiserver answers them: `ok` (200) when every check passes,
+/// with `?verbose` one `[+]name ok` / `[-]name failed` line per check and a summary line;
+/// `/readyz/<check>` runs one check; an unknown check is 404. A failure is 500, and the reason
+/// stays in the server's log (kube-apiserver withholds it from clients too).
+async fn health(
+    app: &App,
+    endpoint: &str,
+    only: Option<&str>,
+    verbose: bool,
+) -> Result<Response, ApiError> {
+    if let Some(name) = only
+        && !HEALTH_CHECKS.contains(&name)
+    {
+        return Ok(raw(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            b"404 page not found\n".to_vec(),
+        ));
+    }
+    let mut lines = String::new();
+    let mut healthy = true;
+    for &name in HEALTH_CHECKS
+        .iter()
+        .filter(|c| only.is_none_or(|o| o == **c))
+    {
+        let result = match name {
+            "etcd" => app.ctx.store.current_revision().await.map(|_| ()),
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => lines.push_str(&format!("[+]{name} ok\n")),
+            Err(e) => {
+                tracing::warn!(check = name, endpoint, error = %e, "health check failed");
+                healthy = false;
+                lines.push_str(&format!("[-]{name} failed: reason withheld\n"));
+            }
+        }
+    }
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let body = match (verbose || !healthy, healthy) {
+        (false, _) => "ok".to_string(),
+        (true, true) => format!("{lines}{endpoint} check passed\n"),
+        (true, false) => format!("{lines}{endpoint} check failed\n"),
+    };
+    Ok(raw(status, "text/plain; charset=utf-8", body.into_bytes()))
 }
 
 #[cfg(test)]

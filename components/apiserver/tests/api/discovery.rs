@@ -39,6 +39,15 @@ async fn discovery_openapi_tables_and_health() {
         let r = c.send("GET", p, &[], vec![]).await;
         assert_eq!((r.code, &r.body[..]), (200, &b"ok"[..]));
     }
+    // As kube-apiserver: one line per check with ?verbose, single checks by path, 404 for others.
+    let r = c.send("GET", "/readyz?verbose", &[], vec![]).await;
+    assert_eq!(
+        (r.code, String::from_utf8_lossy(&r.body).as_ref()),
+        (200, "[+]ping ok\n[+]etcd ok\nreadyz check passed\n")
+    );
+    let r = c.send("GET", "/livez/etcd", &[], vec![]).await;
+    assert_eq!((r.code, &r.body[..]), (200, &b"ok"[..]));
+    assert_eq!(c.send("GET", "/readyz/bogus", &[], vec![]).await.code, 404);
     let (code, idx) = c.get("/openapi/v3").await;
     assert_eq!(code, 200);
     let url = idx["paths"]["apis/apps/v1"]["serverRelativeURL"]

@@ -280,7 +280,13 @@ async fn store_outage_is_503_and_the_server_survives() {
     );
     let (code, _) = c.json("POST", "/api/v1/namespaces/o/pods", &pod("p")).await;
     assert_eq!(code, 503);
-    assert_ne!(c.get("/readyz").await.0, 200);
+    let r = c.send("GET", "/readyz?verbose", &[], vec![]).await;
+    let body = String::from_utf8_lossy(&r.body);
+    assert_eq!(r.code, 500, "{body}");
+    assert!(
+        body.contains("[+]ping ok\n[-]etcd failed") && body.ends_with("readyz check failed\n"),
+        "{body}"
+    );
     let (code, v) = c.get("/version").await;
     assert_eq!((code, v["major"].as_str()), (200, Some("1")));
 }
