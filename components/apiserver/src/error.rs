@@ -60,6 +60,15 @@ impl Cause {
         }
     }
 
+    /// A field refers to something that does not exist (a volume mount's volume).
+    pub fn not_found(field: impl Into<String>, value: &str) -> Cause {
+        Cause {
+            reason: "FieldValueNotFound",
+            field: field.into(),
+            message: format!("Not found: \"{value}\""),
+        }
+    }
+
     /// A field is duplicated in a list.
     pub fn duplicate(field: impl Into<String>, value: &str) -> Cause {
         Cause {

@@ -53,6 +53,12 @@ pub fn validate(spec: &PodSpec, at: &str, causes: &mut Vec<Cause>) {
     if spec.containers.is_empty() {
         causes.push(Cause::required(format!("{at}.containers")));
     }
+    let mut volumes = std::collections::HashSet::new();
+    for (i, v) in spec.volumes.iter().flatten().enumerate() {
+        if !volumes.insert(v.name.as_str()) {
+            causes.push(Cause::duplicate(format!("{at}.volumes[{i}].name"), &v.name));
+        }
+    }
     let mut names = std::collections::HashSet::new();
     let lists = [
         ("containers", Some(&spec.containers)),
@@ -100,6 +106,24 @@ pub fn validate(spec: &PodSpec, at: &str, causes: &mut Vec<Cause>) {
                     causes,
                 );
                 super::quantity::validate_list(r.limits.as_ref(), &format!("{at}.limits"), causes);
+                validate_requests_within_limits(r, &at, causes);
+            }
+            for (j, e) in c.env.iter().flatten().enumerate() {
+                if !is_env_var_name(&e.name) {
+                    causes.push(Cause::invalid(
+                        format!("{p}.env[{j}].name"),
+                        &e.name,
+                        ENV_NAME,
+                    ));
+                }
+            }
+            for (j, m) in c.volume_mounts.iter().flatten().enumerate() {
+                if !volumes.contains(m.name.as_str()) {
+                    causes.push(Cause::not_found(
+                        format!("{p}.volumeMounts[{j}].name"),
+                        &m.name,
+                    ));
+                }
             }
             if let Some(policy) = &c.image_pull_policy
                 && !matches!(policy.as_str(), "Always" | "IfNotPresent" | "Never")
@@ -141,6 +165,45 @@ pub fn validate(spec: &PodSpec, at: &str, causes: &mut Vec<Cause>) {
             g,
             "must be greater than or equal to 0",
         ));
+    }
+}
+
+/// Kubernetes' wording for a bad environment variable name.
+const ENV_NAME: &str = "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')";
+
+/// `[-._a-zA-Z][-._a-zA-Z0-9]*`, as apimachinery's `IsEnvVarName`.
+fn is_env_var_name(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+    name.chars()
+        .next()
+        .is_some_and(|c| ok(c) && !c.is_ascii_digit())
+        && name.chars().all(ok)
+}
+
+/// A request above its limit is refused, as Kubernetes does (`requests.cpu` 2 with `limits.cpu` 1).
+fn validate_requests_within_limits(
+    r: &k8s_openapi::api::core::v1::ResourceRequirements,
+    at: &str,
+    causes: &mut Vec<Cause>,
+) {
+    let (Some(requests), Some(limits)) = (&r.requests, &r.limits) else {
+        return;
+    };
+    for (name, req) in requests {
+        let Some(limit) = limits.get(name) else {
+            continue;
+        };
+        if let (Some(rv), Some(lv)) = (
+            super::quantity::value(&req.0),
+            super::quantity::value(&limit.0),
+        ) && rv > lv
+        {
+            causes.push(Cause::invalid(
+                format!("{at}.requests"),
+                &req.0,
+                &format!("must be less than or equal to {name} limit of {}", limit.0),
+            ));
+        }
     }
 }
 

@@ -62,6 +62,37 @@ pub fn parse(s: &str) -> Option<bool> {
     ok.then_some(negative && nonzero)
 }
 
+/// A quantity's value as a float (for comparisons such as requests <= limits); `None` when
+/// not a quantity.
+pub fn value(s: &str) -> Option<f64> {
+    parse(s)?;
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '+' | '-')))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let number: f64 = number.trim_end_matches('.').parse().ok()?;
+    let scale = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exp => 10f64.powi(exp[1..].parse().ok()?),
+    };
+    Some(number * scale)
+}
+
 /// Validates a resource list (`requests`, `limits`) at field path `at`: each value a
 /// quantity, none negative.
 pub fn validate_list(list: Option<&BTreeMap<String, Quantity>>, at: &str, causes: &mut Vec<Cause>) {
@@ -82,6 +113,17 @@ pub fn validate_list(list: Option<&BTreeMap<String, Quantity>>, at: &str, causes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_compare_across_suffixes() {
+        assert_eq!(value("500m"), Some(0.5));
+        assert_eq!(value("1Gi"), Some(1024.0 * 1024.0 * 1024.0));
+        assert_eq!(value("1e3"), Some(1000.0));
+        assert_eq!(value("2E-3"), Some(0.002));
+        assert_eq!(value(".5k"), Some(500.0));
+        assert!(value("1G").unwrap() < value("1Gi").unwrap());
+        assert_eq!(value("abc"), None);
+    }
 
     #[test]
     fn accepts_the_kubernetes_forms() {

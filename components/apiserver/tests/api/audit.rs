@@ -62,6 +62,58 @@ async fn quantities_follow_the_kubernetes_grammar() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_specs_are_checked_for_volumes_env_names_and_requests_over_limits() {
+    if support::missing(support::ETCD) {
+        return;
+    }
+    let s = Server::start().await;
+    let c = s.client();
+    let mut p = pod("bad");
+    p["spec"]["volumes"] = json!([{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]);
+    p["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "missing", "mountPath": "/m"}]);
+    p["spec"]["containers"][0]["env"] =
+        json!([{"name": "1BAD", "value": "x"}, {"name": "ok.name-1_", "value": "y"}]);
+    p["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"cpu": "1500m", "memory": "2G"}});
+    let (code, st) = post(&c, "/api/v1/namespaces/default/pods", &p).await;
+    assert_eq!(code, 422, "{st}");
+    let causes: Vec<(String, String)> = st["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["field"].as_str().unwrap().to_string(),
+                c["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let c0 = "spec.containers[0]";
+    for want in [
+        ("spec.volumes[1].name".to_string(), "FieldValueDuplicate"),
+        (format!("{c0}.volumeMounts[0].name"), "FieldValueNotFound"),
+        (format!("{c0}.env[0].name"), "FieldValueInvalid"),
+        (format!("{c0}.resources.requests"), "FieldValueInvalid"),
+    ] {
+        assert!(
+            causes.iter().any(|(f, r)| *f == want.0 && r == want.1),
+            "missing {want:?} in {causes:?}"
+        );
+    }
+    assert_eq!(
+        causes.len(),
+        4,
+        "only those (1Gi <= 2G, ok.name-1_ is valid): {causes:?}"
+    );
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be less than or equal to cpu limit of 1500m"),
+        "{st}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sizes_over_the_limits_are_client_errors() {
     if support::missing(support::ETCD) {
         return;
