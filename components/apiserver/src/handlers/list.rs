@@ -13,7 +13,7 @@ use super::meta::Filter;
 use super::{Ctx, Format, Reply, Req};
 use crate::error::ApiError;
 use crate::registry::Resource;
-use crate::storage::list::ListOptions;
+use crate::storage::list::{ListCursor, ListOptions};
 use crate::storage::{StorageError, Stored, keys};
 use crate::table::{self, IncludeObject};
 
@@ -115,11 +115,16 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
         let filter = filter.clone();
         move |o: &Value| filter.matches(o)
     };
-    let first = cursor
-        .next_batch(&keep)
+    // A plain list without selectors needs no JSON tree per object (the common case of
+    // informers and the bench): the stored bytes get their resourceVersion spliced in.
+    let raw = req.format == Format::Json && filter.is_empty();
+    let first = next(&mut cursor, raw, &keep)
         .await
         .map_err(|e| list_error(e, continued))?
-        .unwrap_or_default();
+        .unwrap_or_else(|| match raw {
+            true => Batch::Raw(Vec::new()),
+            false => Batch::Objects(Vec::new()),
+        });
     let mut meta = Map::new();
     meta.insert(
         "resourceVersion".into(),
@@ -127,6 +132,9 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     );
     if req.format == Format::Yaml {
         // YAML is rare for lists (kubectl decodes JSON): built as one document.
+        let Batch::Objects(first) = first else {
+            unreachable!("a YAML list is read as objects (raw is false)")
+        };
         let mut items: Vec<Value> = first.into_iter().map(|s| s.object).collect();
         while let Some(batch) = cursor
             .next_batch(&keep)
@@ -158,7 +166,7 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     }
     let rest = futures::stream::unfold(Some((cursor, encoder, keep)), move |state| async move {
         let (mut cursor, encoder, keep) = state?;
-        match cursor.next_batch(&keep).await {
+        match next(&mut cursor, raw, &keep).await {
             Ok(Some(batch)) => {
                 let mut buf = Vec::new();
                 encoder.items(&mut buf, batch, false);
@@ -174,6 +182,24 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     Ok(Reply::Encoded {
         head: head.into(),
         rest: Some(Box::pin(rest)),
+    })
+}
+
+/// One batch as read: decoded objects, or objects already encoded (plain unfiltered JSON).
+enum Batch {
+    Objects(Vec<Stored>),
+    Raw(Vec<Vec<u8>>),
+}
+
+async fn next(
+    cursor: &mut ListCursor,
+    raw: bool,
+    keep: &(dyn Fn(&Value) -> bool + Sync),
+) -> Result<Option<Batch>, StorageError> {
+    Ok(if raw {
+        cursor.next_raw_batch().await?.map(Batch::Raw)
+    } else {
+        cursor.next_batch(keep).await?.map(Batch::Objects)
     })
 }
 
@@ -242,7 +268,20 @@ impl Encoder {
 
     /// Appends the batch's items (rows), each preceded by a comma unless it is the very
     /// first of the list.
-    fn items(&self, out: &mut Vec<u8>, batch: Vec<Stored>, mut first: bool) {
+    fn items(&self, out: &mut Vec<u8>, batch: Batch, mut first: bool) {
+        let batch = match batch {
+            Batch::Raw(items) => {
+                for item in items {
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    out.extend_from_slice(&item);
+                }
+                return;
+            }
+            Batch::Objects(batch) => batch,
+        };
         for stored in batch {
             if !first {
                 out.push(b',');
