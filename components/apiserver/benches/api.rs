@@ -332,7 +332,8 @@ fn throttled_ms(log: &str) -> f64 {
                 d.strip_suffix('s')?.parse::<f64>().ok().map(|s| s * 1000.0)
             }
         })
-        .sum()
+        .sum::<f64>()
+        + 0.0 // an empty sum is -0.0
 }
 
 fn backend(name: &str) -> support::Backend {
