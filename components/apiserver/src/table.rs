@@ -180,7 +180,8 @@ pub fn row_owned(
     Value::Object(row)
 }
 
-fn cells(resource: &dyn Resource, object: &Value, now: jiff::Timestamp) -> Value {
+/// A row's cells: NAME, then the resource's columns.
+pub fn cells(resource: &dyn Resource, object: &Value, now: jiff::Timestamp) -> Value {
     let name = object
         .pointer("/metadata/name")
         .cloned()

@@ -13,7 +13,7 @@ use super::meta::Filter;
 use super::{Ctx, Format, Reply, Req};
 use crate::error::ApiError;
 use crate::registry::Resource;
-use crate::storage::list::{ListCursor, ListOptions};
+use crate::storage::list::{self, ListCursor, ListOptions};
 use crate::storage::{StorageError, Stored, keys};
 use crate::table::{self, IncludeObject};
 
@@ -115,15 +115,21 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
         let filter = filter.clone();
         move |o: &Value| filter.matches(o)
     };
-    // A plain list without selectors needs no JSON tree per object (the common case of
-    // informers and the bench): the stored bytes get their resourceVersion spliced in.
-    let raw = req.format == Format::Json && filter.is_empty();
-    let first = next(&mut cursor, raw, &keep)
+    let encoder = Arc::new(Encoder::new(req)?);
+    let mode = match (req.format, encoder.table) {
+        // A plain list without selectors needs no JSON tree per object (the common case of
+        // informers and the bench): the stored bytes get their resourceVersion spliced in.
+        (Format::Json, None) if filter.is_empty() => Mode::Raw,
+        // kubectl's default rows: no tree of managedFields.
+        (Format::Table, Some((IncludeObject::Metadata, _))) => Mode::MetadataRows,
+        _ => Mode::Objects,
+    };
+    let first = next(&mut cursor, mode, &keep, &encoder)
         .await
         .map_err(|e| list_error(e, continued))?
-        .unwrap_or_else(|| match raw {
-            true => Batch::Raw(Vec::new()),
-            false => Batch::Objects(Vec::new()),
+        .unwrap_or_else(|| match mode {
+            Mode::Objects => Batch::Objects(Vec::new()),
+            _ => Batch::Raw(Vec::new()),
         });
     let mut meta = Map::new();
     meta.insert(
@@ -133,7 +139,7 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     if req.format == Format::Yaml {
         // YAML is rare for lists (kubectl decodes JSON): built as one document.
         let Batch::Objects(first) = first else {
-            unreachable!("a YAML list is read as objects (raw is false)")
+            unreachable!("a YAML list is read as objects (Mode::Objects)")
         };
         let mut items: Vec<Value> = first.into_iter().map(|s| s.object).collect();
         while let Some(batch) = cursor
@@ -151,7 +157,6 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
             "items": items,
         })));
     }
-    let encoder = Encoder::new(req)?;
     if cursor.is_done() {
         page_meta(&mut meta, cursor.page_end());
     }
@@ -166,7 +171,7 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     }
     let rest = futures::stream::unfold(Some((cursor, encoder, keep)), move |state| async move {
         let (mut cursor, encoder, keep) = state?;
-        match next(&mut cursor, raw, &keep).await {
+        match next(&mut cursor, mode, &keep, &encoder).await {
             Ok(Some(batch)) => {
                 let mut buf = Vec::new();
                 encoder.items(&mut buf, batch, false);
@@ -185,21 +190,48 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     })
 }
 
-/// One batch as read: decoded objects, or objects already encoded (plain unfiltered JSON).
+/// One batch as read: decoded objects, or items already encoded (objects or rows).
 enum Batch {
     Objects(Vec<Stored>),
     Raw(Vec<Vec<u8>>),
 }
 
+/// How a list reads its objects.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Decoded objects (selectors, YAML, Table rows with the whole object or none).
+    Objects,
+    /// Stored bytes with the resourceVersion spliced in (plain unfiltered JSON).
+    Raw,
+    /// Table rows with `PartialObjectMetadata`, encoded as read.
+    MetadataRows,
+}
+
 async fn next(
     cursor: &mut ListCursor,
-    raw: bool,
+    mode: Mode,
     keep: &(dyn Fn(&Value) -> bool + Sync),
+    encoder: &Encoder,
 ) -> Result<Option<Batch>, StorageError> {
-    Ok(if raw {
-        cursor.next_raw_batch().await?.map(Batch::Raw)
-    } else {
-        cursor.next_batch(keep).await?.map(Batch::Objects)
+    Ok(match mode {
+        Mode::Objects => cursor.next_batch(keep).await?.map(Batch::Objects),
+        Mode::Raw => cursor.next_raw_batch().await?.map(Batch::Raw),
+        Mode::MetadataRows => cursor
+            .next_with(|key, value, revision| {
+                let (object, meta) = match list::split_for_row(value, revision) {
+                    Some(split) => split,
+                    None => {
+                        let mut s = list::decode_stored(key, value, revision)?;
+                        let meta = s.object.get_mut("metadata").map(Value::take);
+                        let meta =
+                            serde_json::to_string(&meta.unwrap_or(json!({}))).unwrap_or_default();
+                        (s.object, meta)
+                    }
+                };
+                Ok(keep(&object).then(|| encoder.metadata_row(&object, &meta)))
+            })
+            .await?
+            .map(Batch::Raw),
     })
 }
 
@@ -295,6 +327,23 @@ impl Encoder {
                 None => write_json(out, &stored.object),
             }
         }
+    }
+}
+
+impl Encoder {
+    /// A Table row with `PartialObjectMetadata` from the object's tree (cells) and its
+    /// metadata JSON — the bytes [`table::row`] gives encoded.
+    fn metadata_row(&self, object: &Value, meta_json: &str) -> Vec<u8> {
+        let now = self.table.map(|t| t.1).unwrap_or_else(jiff::Timestamp::now);
+        let mut out = Vec::with_capacity(meta_json.len() + 256);
+        out.extend_from_slice(b"{\"cells\":");
+        write_json(&mut out, &table::cells(self.resource.as_ref(), object, now));
+        out.extend_from_slice(
+            b",\"object\":{\"apiVersion\":\"meta.k8s.io/v1\",\"kind\":\"PartialObjectMetadata\",\"metadata\":",
+        );
+        out.extend_from_slice(meta_json.as_bytes());
+        out.extend_from_slice(b"}}");
+        out
     }
 }
 

@@ -93,6 +93,41 @@ pub fn with_revision_raw(value: &[u8], revision: i64) -> Option<Vec<u8>> {
     serde_json::to_vec(&top).ok()
 }
 
+/// Decodes a stored value into an object with its resourceVersion (for [`ListCursor::next_with`]
+/// callers falling back from the raw forms).
+pub fn decode_stored(key: &[u8], value: &[u8], revision: i64) -> Result<Stored, StorageError> {
+    decode(key, value, revision)
+}
+
+/// What a Table row needs from a stored object, without building a tree of
+/// `metadata.managedFields` (most of a pod's metadata): the object as a tree *without*
+/// managedFields (for cells and selectors), and the whole metadata as JSON with
+/// `resourceVersion` (for the row's `PartialObjectMetadata`, byte-identical to encoding the
+/// decoded metadata for stored values). `None` in the cases [`with_revision_raw`] refuses.
+pub fn split_for_row(value: &[u8], revision: i64) -> Option<(Value, String)> {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    let top: BTreeMap<&str, &RawValue> = serde_json::from_slice(value).ok()?;
+    let mut meta: BTreeMap<&str, &RawValue> =
+        serde_json::from_str(top.get("metadata")?.get()).ok()?;
+    let rv = RawValue::from_string(format!("\"{revision}\"")).ok()?;
+    meta.insert("resourceVersion", &rv);
+    let meta_json = serde_json::to_string(&meta).ok()?;
+    let mut light_meta = serde_json::Map::new();
+    for (k, v) in meta.iter().filter(|(k, _)| **k != "managedFields") {
+        light_meta.insert(k.to_string(), serde_json::from_str(v.get()).ok()?);
+    }
+    let mut object = serde_json::Map::new();
+    for (k, v) in top {
+        let v = match k {
+            "metadata" => Value::Object(std::mem::take(&mut light_meta)),
+            _ => serde_json::from_str(v.get()).ok()?,
+        };
+        object.insert(k.to_string(), v);
+    }
+    Some((Value::Object(object), meta_json))
+}
+
 /// Keys per range read of an unlimited list: a list of any size is read in batches at one
 /// revision, so no single store response grows with the collection.
 pub const BATCH: i64 = 500;
@@ -164,8 +199,9 @@ impl ListCursor {
         .await
     }
 
-    /// The batch loop: `item` turns a key-value into an item, or `None` to skip it.
-    async fn next_with<T>(
+    /// The batch loop: `item` turns a key-value (key, value, mod revision) into an item, or
+    /// `None` to skip it (a skipped object does not count towards `limit`).
+    pub async fn next_with<T>(
         &mut self,
         item: impl Fn(&[u8], &[u8], i64) -> Result<Option<T>, StorageError>,
     ) -> Result<Option<Vec<T>>, StorageError> {
@@ -332,6 +368,21 @@ mod tests {
         ] {
             assert!(with_revision_raw(o.as_bytes(), 1).is_none(), "{o}");
         }
+    }
+
+    #[test]
+    fn row_split_keeps_all_but_managed_fields_in_the_tree() {
+        let o = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"labels":{"a":"b"},"managedFields":[{"manager":"m"}],"name":"p"},"spec":{"nodeName":"n"}}"#;
+        let (tree, meta) = split_for_row(o.as_bytes(), 7).unwrap();
+        let full = super::super::with_revision(serde_json::from_str(o).unwrap(), 7);
+        assert_eq!(meta, serde_json::to_string(&full["metadata"]).unwrap());
+        let mut light = full.clone();
+        light["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
+        assert_eq!(tree, light);
+        assert!(split_for_row(br#"{"kind":"X"}"#, 1).is_none());
     }
 
     #[test]
