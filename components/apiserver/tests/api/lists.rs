@@ -231,6 +231,47 @@ async fn lists_larger_than_a_batch_stream_at_one_revision() {
     assert_eq!(names(&page, "items"), want[..150]);
     assert!(page["metadata"]["continue"].is_string());
 
+    // A watch's initial events (sendInitialEvents) come batch by batch too: every object
+    // once, in key order, then the end bookmark at the list's revision; then live events.
+    let mut rx = c
+        .watch("/api/v1/namespaces/big/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true")
+        .await;
+    let mut initial = Vec::new();
+    let end = loop {
+        let ev = support::next_event(&mut rx).await;
+        if ev["type"] != "ADDED" {
+            break ev;
+        }
+        initial.push(
+            ev["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    };
+    assert_eq!(initial, expected);
+    assert_eq!(end["type"], "BOOKMARK", "{end}");
+    assert_eq!(
+        end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    let (code, _) = c
+        .json(
+            "POST",
+            "/api/v1/namespaces/big/configmaps",
+            &json!({"metadata": {"name": "zz-late"}}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let live = loop {
+        let ev = support::next_event(&mut rx).await;
+        if ev["type"] != "BOOKMARK" {
+            break ev;
+        }
+    };
+    assert_eq!(live["type"], "ADDED", "{live}");
+    assert_eq!(live["object"]["metadata"]["name"], "zz-late");
+
     // Across namespaces, and as YAML (built as one document).
     let (_, every) = c.get("/api/v1/configmaps").await;
     let every: BTreeSet<String> = names(&every, "items").into_iter().collect();
@@ -245,5 +286,7 @@ async fn lists_larger_than_a_batch_stream_at_one_revision() {
         .await;
     assert_eq!(r.code, 200);
     let yaml: Value = serde_yaml_ng::from_slice(&r.body).unwrap();
-    assert_eq!(names(&yaml, "items"), expected);
+    let mut with_late = expected.clone();
+    with_late.push("zz-late".into());
+    assert_eq!(names(&yaml, "items"), with_late);
 }
