@@ -347,9 +347,11 @@ fn store_unreachable(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         etcd_client::Error::GRpcStatus(s) => {
-            // gRPC status codes 14 (UNAVAILABLE) and 4 (DEADLINE_EXCEEDED).
+            // gRPC status codes 14 (UNAVAILABLE) and 4 (DEADLINE_EXCEEDED); 1 (CANCELLED)
+            // with a transport error as its source is the connection closing under the call
+            // (the store went away), not a cancellation by the caller.
             let code: i32 = s.code().into();
-            code == 14 || code == 4
+            code == 14 || code == 4 || (code == 1 && std::error::Error::source(s).is_some())
         }
         _ => false,
     }

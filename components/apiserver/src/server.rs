@@ -336,6 +336,19 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
             body,
             warnings,
         } => json_response(code, &body, format, &warnings),
+        Reply::Encoded { head, rest } => {
+            let body = match rest {
+                None => Body::from(head),
+                Some(rest) => {
+                    Body::from_stream(futures::stream::once(async { Ok(head) }).chain(rest))
+                }
+            };
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .unwrap_or_default()
+        }
         Reply::Stream(stream) => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")

@@ -1,12 +1,20 @@
 //! GET of a collection: selectors, pagination, consistent revision, Table form.
+//!
+//! Flow: query → [`ListOptions`] → a [`crate::storage::list::ListCursor`] at one revision → batches
+//! of objects → encoded straight to JSON bytes (plain list or Table rows) → a
+//! [`Reply::Encoded`] body, streamed batch by batch for lists without `limit`.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::meta::Filter;
 use super::{Ctx, Format, Reply, Req};
 use crate::error::ApiError;
-use crate::storage::keys;
-use crate::storage::list::ListOptions;
+use crate::registry::Resource;
+use crate::storage::list::{self, ListCursor, ListOptions};
+use crate::storage::{StorageError, Stored, keys};
 use crate::table::{self, IncludeObject};
 
 /// Converts objects to a Table response.
@@ -69,47 +77,277 @@ pub fn parse_rv(v: &str) -> Result<i64, ApiError> {
     })
 }
 
+fn list_error(e: StorageError, continued: bool) -> ApiError {
+    match e {
+        StorageError::InvalidContinue(t) => {
+            ApiError::BadRequest(format!("invalid continue token {t:?}"))
+        }
+        StorageError::Compacted { .. } if continued => ApiError::Gone(
+            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
+        ),
+        StorageError::Compacted { requested, .. } => {
+            ApiError::Gone(format!("too old resource version: {requested}"))
+        }
+        other => other.into(),
+    }
+}
+
 /// Lists a collection.
+///
+/// The first batch is read before answering, so a bad token, a compacted or future
+/// revision or an unreachable store is a `Status`. A page (`limit`) is read whole (bounded
+/// by its limit) and encoded at once; a list without `limit` is streamed: the head (with
+/// the revision of the first read), then each further batch of [`crate::storage::list::BATCH`]
+/// objects read at that revision and encoded as it arrives, so the server never holds the
+/// whole collection. A store failure after the head aborts the response (the client sees
+/// a truncated body, never a complete-looking list).
 pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     let info = req.resource.info();
-    let filter = Filter::from_request(req)?;
+    let filter = Arc::new(Filter::from_request(req)?);
     let options = list_options(req)?;
+    let continued = options.continue_token.is_some();
     let prefix = keys::collection(info.plural, req.namespace());
-    let page = ctx
+    let mut cursor = ctx
         .store
-        .list(&prefix, &options, !filter.is_empty(), |o| filter.matches(o))
+        .list_cursor(&prefix, &options, !filter.is_empty())
+        .map_err(|e| list_error(e, continued))?;
+    let keep = {
+        let filter = filter.clone();
+        move |o: &Value| filter.matches(o)
+    };
+    let encoder = Arc::new(Encoder::new(req)?);
+    let mode = match (req.format, encoder.table) {
+        // A plain list without selectors needs no JSON tree per object (the common case of
+        // informers and the bench): the stored bytes get their resourceVersion spliced in.
+        (Format::Json, None) if filter.is_empty() => Mode::Raw,
+        // kubectl's default rows: no tree of managedFields.
+        (Format::Table, Some((IncludeObject::Metadata, _))) => Mode::MetadataRows,
+        _ => Mode::Objects,
+    };
+    let first = next(&mut cursor, mode, &keep, &encoder)
         .await
-        .map_err(|e| match e {
-            crate::storage::StorageError::InvalidContinue(t) => {
-                ApiError::BadRequest(format!("invalid continue token {t:?}"))
-            }
-            crate::storage::StorageError::Compacted { .. } if options.continue_token.is_some() => {
-                ApiError::Gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into())
-            }
-            crate::storage::StorageError::Compacted { requested, .. } => {
-                ApiError::Gone(format!("too old resource version: {requested}"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(|e| list_error(e, continued))?
+        .unwrap_or_else(|| match mode {
+            Mode::Objects => Batch::Objects(Vec::new()),
+            _ => Batch::Raw(Vec::new()),
+        });
     let mut meta = Map::new();
     meta.insert(
         "resourceVersion".into(),
-        Value::String(page.revision.to_string()),
+        Value::String(cursor.revision().to_string()),
     );
-    if let Some(c) = &page.continue_token {
-        meta.insert("continue".into(), Value::String(c.clone()));
+    if req.format == Format::Yaml {
+        // YAML is rare for lists (kubectl decodes JSON): built as one document.
+        let Batch::Objects(first) = first else {
+            unreachable!("a YAML list is read as objects (Mode::Objects)")
+        };
+        let mut items: Vec<Value> = first.into_iter().map(|s| s.object).collect();
+        while let Some(batch) = cursor
+            .next_batch(&keep)
+            .await
+            .map_err(|e| list_error(e, continued))?
+        {
+            items.extend(batch.into_iter().map(|s| s.object));
+        }
+        page_meta(&mut meta, cursor.page_end());
+        return Ok(Reply::ok(json!({
+            "kind": info.list_kind,
+            "apiVersion": info.api_version(),
+            "metadata": meta,
+            "items": items,
+        })));
     }
-    if let Some(r) = page.remaining {
+    if cursor.is_done() {
+        page_meta(&mut meta, cursor.page_end());
+    }
+    let mut head = encoder.head(&meta);
+    encoder.items(&mut head, first, true);
+    if cursor.is_done() {
+        head.extend_from_slice(b"]}");
+        return Ok(Reply::Encoded {
+            head: head.into(),
+            rest: None,
+        });
+    }
+    let rest = futures::stream::unfold(Some((cursor, encoder, keep)), move |state| async move {
+        let (mut cursor, encoder, keep) = state?;
+        match next(&mut cursor, mode, &keep, &encoder).await {
+            Ok(Some(batch)) => {
+                let mut buf = Vec::new();
+                encoder.items(&mut buf, batch, false);
+                Some((Ok(Bytes::from(buf)), Some((cursor, encoder, keep))))
+            }
+            Ok(None) => Some((Ok(Bytes::from_static(b"]}")), None)),
+            Err(e) => {
+                tracing::warn!(error = %e, "list aborted after its head was sent");
+                Some((Err(std::io::Error::other(e)), None))
+            }
+        }
+    });
+    Ok(Reply::Encoded {
+        head: head.into(),
+        rest: Some(Box::pin(rest)),
+    })
+}
+
+/// One batch as read: decoded objects, or items already encoded (objects or rows).
+enum Batch {
+    Objects(Vec<Stored>),
+    Raw(Vec<Vec<u8>>),
+}
+
+/// How a list reads its objects.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Decoded objects (selectors, YAML, Table rows with the whole object or none).
+    Objects,
+    /// Stored bytes with the resourceVersion spliced in (plain unfiltered JSON).
+    Raw,
+    /// Table rows with `PartialObjectMetadata`, encoded as read.
+    MetadataRows,
+}
+
+async fn next(
+    cursor: &mut ListCursor,
+    mode: Mode,
+    keep: &(dyn Fn(&Value) -> bool + Sync),
+    encoder: &Encoder,
+) -> Result<Option<Batch>, StorageError> {
+    Ok(match mode {
+        Mode::Objects => cursor.next_batch(keep).await?.map(Batch::Objects),
+        Mode::Raw => cursor.next_raw_batch().await?.map(Batch::Raw),
+        Mode::MetadataRows => cursor
+            .next_with(|key, value, revision| {
+                let (object, meta) = match list::split_for_row(value, revision) {
+                    Some(split) => split,
+                    None => {
+                        let mut s = list::decode_stored(key, value, revision)?;
+                        let meta = s.object.get_mut("metadata").map(Value::take);
+                        let meta =
+                            serde_json::to_string(&meta.unwrap_or(json!({}))).unwrap_or_default();
+                        (s.object, meta)
+                    }
+                };
+                Ok(keep(&object).then(|| encoder.metadata_row(&object, &meta)))
+            })
+            .await?
+            .map(Batch::Raw),
+    })
+}
+
+/// Adds a finished page's continue token and remaining-item count to its list metadata.
+fn page_meta(meta: &mut Map<String, Value>, (token, remaining): (Option<String>, Option<i64>)) {
+    if let Some(c) = token {
+        meta.insert("continue".into(), Value::String(c));
+    }
+    if let Some(r) = remaining {
         meta.insert("remainingItemCount".into(), json!(r));
     }
-    let items: Vec<Value> = page.items.into_iter().map(|s| s.object).collect();
-    if req.format == Format::Table {
-        return Ok(Reply::ok(to_table(req, &items, Value::Object(meta))?));
+}
+
+/// Encodes a list response piece by piece: the head (kind, apiVersion, metadata, and for a
+/// Table its columns) and the items or rows, comma-separated, as the batches come.
+struct Encoder {
+    resource: Arc<dyn Resource>,
+    /// `Some` for a Table.
+    table: Option<(IncludeObject, jiff::Timestamp)>,
+    kind: &'static str,
+    api_version: String,
+}
+
+impl Encoder {
+    fn new(req: &Req) -> Result<Encoder, ApiError> {
+        let info = req.resource.info();
+        let table = match req.format {
+            Format::Table => Some((
+                IncludeObject::parse(req.query.get("includeObject"))
+                    .map_err(ApiError::BadRequest)?,
+                jiff::Timestamp::now(),
+            )),
+            _ => None,
+        };
+        Ok(Encoder {
+            resource: req.resource.clone(),
+            table,
+            kind: info.list_kind,
+            api_version: info.api_version(),
+        })
     }
-    Ok(Reply::ok(json!({
-        "kind": info.list_kind,
-        "apiVersion": info.api_version(),
-        "metadata": meta,
-        "items": items,
-    })))
+
+    /// `{"kind":...,"metadata":{...},"items":[` (or a Table's `...,"rows":[`).
+    fn head(&self, meta: &Map<String, Value>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 * 1024);
+        let (kind, api_version) = match self.table {
+            Some(_) => ("Table", "meta.k8s.io/v1"),
+            None => (self.kind, self.api_version.as_str()),
+        };
+        out.extend_from_slice(b"{\"kind\":");
+        write_json(&mut out, &kind);
+        out.extend_from_slice(b",\"apiVersion\":");
+        write_json(&mut out, &api_version);
+        out.extend_from_slice(b",\"metadata\":");
+        write_json(&mut out, meta);
+        match self.table {
+            Some(_) => {
+                out.extend_from_slice(b",\"columnDefinitions\":");
+                write_json(&mut out, &table::column_definitions(self.resource.as_ref()));
+                out.extend_from_slice(b",\"rows\":[");
+            }
+            None => out.extend_from_slice(b",\"items\":["),
+        }
+        out
+    }
+
+    /// Appends the batch's items (rows), each preceded by a comma unless it is the very
+    /// first of the list.
+    fn items(&self, out: &mut Vec<u8>, batch: Batch, mut first: bool) {
+        let batch = match batch {
+            Batch::Raw(items) => {
+                for item in items {
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    out.extend_from_slice(&item);
+                }
+                return;
+            }
+            Batch::Objects(batch) => batch,
+        };
+        for stored in batch {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            match self.table {
+                Some((include, now)) => write_json(
+                    out,
+                    &table::row_owned(self.resource.as_ref(), stored.object, include, now),
+                ),
+                None => write_json(out, &stored.object),
+            }
+        }
+    }
+}
+
+impl Encoder {
+    /// A Table row with `PartialObjectMetadata` from the object's tree (cells) and its
+    /// metadata JSON — the bytes [`table::row`] gives encoded.
+    fn metadata_row(&self, object: &Value, meta_json: &str) -> Vec<u8> {
+        let now = self.table.map(|t| t.1).unwrap_or_else(jiff::Timestamp::now);
+        let mut out = Vec::with_capacity(meta_json.len() + 256);
+        out.extend_from_slice(b"{\"cells\":");
+        write_json(&mut out, &table::cells(self.resource.as_ref(), object, now));
+        out.extend_from_slice(
+            b",\"object\":{\"apiVersion\":\"meta.k8s.io/v1\",\"kind\":\"PartialObjectMetadata\",\"metadata\":",
+        );
+        out.extend_from_slice(meta_json.as_bytes());
+        out.extend_from_slice(b"}}");
+        out
+    }
+}
+
+fn write_json(out: &mut Vec<u8>, v: &(impl serde::Serialize + ?Sized)) {
+    // Serializing a serde_json::Value or a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
 }

@@ -155,6 +155,15 @@ pub enum Reply {
     },
     /// A watch: chunks of newline-delimited JSON events.
     Stream(BoxStream<'static, Bytes>),
+    /// 200 with a JSON body already encoded (lists): `head`, then, for a streamed list, the
+    /// chunks of `rest`; an `Err` chunk aborts the response so the client sees a truncated
+    /// body, never a complete-looking one.
+    Encoded {
+        /// The body, or its first part.
+        head: Bytes,
+        /// The remaining chunks of a streamed body.
+        rest: Option<BoxStream<'static, Result<Bytes, std::io::Error>>>,
+    },
 }
 
 impl Reply {

@@ -137,28 +137,34 @@ pub async fn watch(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     };
 
     // Initial state, when asked for (explicitly, or implicitly by giving no resourceVersion).
+    // The first batch is read here (errors are a Status); the pump sends the rest batch by
+    // batch as the client takes them, so a big initial state is never held whole.
     let wants_initial = send_initial.unwrap_or(rv == 0);
-    let mut initial = Vec::new();
+    let mut initial = Initial {
+        first: Vec::new(),
+        cursor: None,
+        end_bookmark: false,
+    };
     let start = if wants_initial {
-        let page = ctx
-            .store
-            .list(&prefix, &ListOptions::default(), !filter.is_empty(), |o| {
-                filter.matches(o)
-            })
-            .await?;
-        if rv > page.revision {
+        let mut cursor =
+            ctx.store
+                .list_cursor(&prefix, &ListOptions::default(), !filter.is_empty())?;
+        let first = cursor
+            .next_batch(&|o: &Value| filter.matches(o))
+            .await?
+            .unwrap_or_default();
+        let revision = cursor.revision();
+        if rv > revision {
             return Err(ApiError::Gone(format!(
-                "too large resource version: {rv}, current: {}",
-                page.revision
+                "too large resource version: {rv}, current: {revision}"
             )));
         }
-        for item in page.items {
-            initial.push(enc.event("ADDED", item.object));
+        for item in first {
+            initial.first.push(enc.event("ADDED", item.object));
         }
-        if send_initial == Some(true) {
-            initial.push(enc.bookmark(page.revision, true));
-        }
-        page.revision
+        initial.end_bookmark = send_initial == Some(true);
+        initial.cursor = Some(cursor);
+        revision
     } else if rv > 0 {
         ctx.store
             .check_revision(&prefix, rv)
@@ -182,19 +188,54 @@ pub async fn watch(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     Ok(Reply::Stream(Box::pin(ReceiverStream::new(rx))))
 }
 
+/// The initial state a watch sends before its events: the first batch (already read and
+/// encoded), the rest of the list to read, and whether the `initial-events-end` bookmark
+/// follows.
+struct Initial {
+    first: Vec<Bytes>,
+    cursor: Option<crate::storage::list::ListCursor>,
+    end_bookmark: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn pump(
     mut watcher: crate::storage::watch::Watcher,
     tx: mpsc::Sender<Bytes>,
-    initial: Vec<Bytes>,
+    initial: Initial,
     mut enc: Encoder,
     filter: Filter,
     bookmarks: bool,
     interval: Duration,
     timeout: Duration,
 ) {
-    for chunk in initial {
+    for chunk in initial.first {
         if tx.send(chunk).await.is_err() {
+            return;
+        }
+    }
+    if let Some(mut cursor) = initial.cursor {
+        loop {
+            let batch = match cursor.next_batch(&|o: &Value| filter.matches(o)).await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break,
+                Err(e) => {
+                    let status = ApiError::Storage(e).to_status();
+                    let _ = tx.send(enc.event("ERROR", status)).await;
+                    return;
+                }
+            };
+            for item in batch {
+                if tx.send(enc.event("ADDED", item.object)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if initial.end_bookmark
+            && tx
+                .send(enc.bookmark(cursor.revision(), true))
+                .await
+                .is_err()
+        {
             return;
         }
     }

@@ -5,6 +5,10 @@
 //! (label/field selectors) run here so that `limit` counts matching objects: the range read is
 //! repeated until `limit` matches are found or the range is exhausted. A token whose revision
 //! was compacted fails with [`StorageError::Compacted`] (410 Gone).
+//!
+//! [`ListCursor`] reads one list batch by batch (at most [`BATCH`] keys per range read for a
+//! list without `limit`), so the list handler can stream a collection of any size while
+//! holding one batch; [`Store::list`] collects a cursor for internal callers.
 
 use base64::Engine;
 use etcd_client::GetOptions;
@@ -71,6 +75,59 @@ pub(crate) fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
+/// A stored object's JSON with `"resourceVersion":"<revision>"` put into its metadata, by
+/// re-assembling only the top level and the metadata (as borrowed raw JSON) — the result
+/// parses equal to [`super::with_revision`] of the decoded object, with keys in the same
+/// (sorted) order. `None` when the value is not that simple (not an object, no metadata
+/// object, escaped keys, invalid JSON): the caller then takes the decoding path.
+pub fn with_revision_raw(value: &[u8], revision: i64) -> Option<Vec<u8>> {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    let mut top: BTreeMap<&str, &RawValue> = serde_json::from_slice(value).ok()?;
+    let mut meta: BTreeMap<&str, &RawValue> =
+        serde_json::from_str(top.get("metadata")?.get()).ok()?;
+    let rv = RawValue::from_string(format!("\"{revision}\"")).ok()?;
+    meta.insert("resourceVersion", &rv);
+    let meta = RawValue::from_string(serde_json::to_string(&meta).ok()?).ok()?;
+    top.insert("metadata", &meta);
+    serde_json::to_vec(&top).ok()
+}
+
+/// Decodes a stored value into an object with its resourceVersion (for [`ListCursor::next_with`]
+/// callers falling back from the raw forms).
+pub fn decode_stored(key: &[u8], value: &[u8], revision: i64) -> Result<Stored, StorageError> {
+    decode(key, value, revision)
+}
+
+/// What a Table row needs from a stored object, without building a tree of
+/// `metadata.managedFields` (most of a pod's metadata): the object as a tree *without*
+/// managedFields (for cells and selectors), and the whole metadata as JSON with
+/// `resourceVersion` (for the row's `PartialObjectMetadata`, byte-identical to encoding the
+/// decoded metadata for stored values). `None` in the cases [`with_revision_raw`] refuses.
+pub fn split_for_row(value: &[u8], revision: i64) -> Option<(Value, String)> {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    let top: BTreeMap<&str, &RawValue> = serde_json::from_slice(value).ok()?;
+    let mut meta: BTreeMap<&str, &RawValue> =
+        serde_json::from_str(top.get("metadata")?.get()).ok()?;
+    let rv = RawValue::from_string(format!("\"{revision}\"")).ok()?;
+    meta.insert("resourceVersion", &rv);
+    let meta_json = serde_json::to_string(&meta).ok()?;
+    let mut light_meta = serde_json::Map::new();
+    for (k, v) in meta.iter().filter(|(k, _)| **k != "managedFields") {
+        light_meta.insert(k.to_string(), serde_json::from_str(v.get()).ok()?);
+    }
+    let mut object = serde_json::Map::new();
+    for (k, v) in top {
+        let v = match k {
+            "metadata" => Value::Object(std::mem::take(&mut light_meta)),
+            _ => serde_json::from_str(v.get()).ok()?,
+        };
+        object.insert(k.to_string(), v);
+    }
+    Some((Value::Object(object), meta_json))
+}
+
 /// Keys per range read of an unlimited list: a list of any size is read in batches at one
 /// revision, so no single store response grows with the collection.
 pub const BATCH: i64 = 500;
@@ -79,87 +136,190 @@ pub const BATCH: i64 = 500;
 /// a second round trip, small enough to bound memory per page.
 const FILTERED_BATCH: i64 = 500;
 
+/// A list being read batch by batch at one revision: what [`Store::list`] collects into a
+/// [`ListPage`], and what the list handler streams to the client without holding the whole
+/// collection. Each [`ListCursor::next_batch`] is one range read (at most [`BATCH`] keys,
+/// or the page's remaining `limit`); the revision is fixed by the first read.
+pub struct ListCursor {
+    kv: etcd_client::KvClient,
+    prefix: String,
+    end: Vec<u8>,
+    /// 0 until the first read when the list reads the latest revision.
+    revision: i64,
+    /// The next key to read from.
+    start: String,
+    limit: Option<usize>,
+    filtered: bool,
+    /// Matching objects returned so far.
+    found: usize,
+    /// `Some` once the range (or the page) is exhausted.
+    end_state: Option<(Option<String>, Option<i64>)>,
+}
+
+impl ListCursor {
+    /// The revision the list reads at (0 before the first batch of a latest-revision list).
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// Whether every batch was read.
+    pub fn is_done(&self) -> bool {
+        self.end_state.is_some()
+    }
+
+    /// The continue token and remaining-item count, once [`Self::is_done`].
+    pub fn page_end(&self) -> (Option<String>, Option<i64>) {
+        self.end_state.clone().unwrap_or((None, None))
+    }
+
+    /// Reads the next batch of objects `keep` accepts; `None` once done. A batch may be
+    /// empty only when it is the last one.
+    pub async fn next_batch(
+        &mut self,
+        keep: &(dyn Fn(&Value) -> bool + Sync),
+    ) -> Result<Option<Vec<Stored>>, StorageError> {
+        self.next_with(|key, value, revision| {
+            let stored = decode(key, value, revision)?;
+            Ok(keep(&stored.object).then_some(stored))
+        })
+        .await
+    }
+
+    /// [`Self::next_batch`] of an unfiltered list as JSON bytes, each object with its
+    /// `metadata.resourceVersion` — without building a JSON tree per object
+    /// ([`with_revision_raw`]), the cost that dominates encoding a plain list.
+    pub async fn next_raw_batch(&mut self) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
+        self.next_with(|key, value, revision| {
+            if let Some(raw) = with_revision_raw(value, revision) {
+                return Ok(Some(raw));
+            }
+            let stored = decode(key, value, revision)?;
+            Ok(Some(serde_json::to_vec(&stored.object).unwrap_or_default()))
+        })
+        .await
+    }
+
+    /// The batch loop: `item` turns a key-value (key, value, mod revision) into an item, or
+    /// `None` to skip it (a skipped object does not count towards `limit`).
+    pub async fn next_with<T>(
+        &mut self,
+        item: impl Fn(&[u8], &[u8], i64) -> Result<Option<T>, StorageError>,
+    ) -> Result<Option<Vec<T>>, StorageError> {
+        if self.is_done() {
+            return Ok(None);
+        }
+        let mut items = Vec::new();
+        loop {
+            let left = self.limit.map(|l| l - self.found - items.len());
+            let want = match left {
+                Some(l) if self.filtered => FILTERED_BATCH.max(l as i64),
+                Some(l) => l as i64,
+                None => BATCH,
+            };
+            let mut opts = GetOptions::new()
+                .with_range(self.end.clone())
+                .with_limit(want);
+            if self.revision > 0 {
+                opts = opts.with_revision(self.revision);
+            }
+            let resp = self
+                .kv
+                .get(self.start.as_bytes(), Some(opts))
+                .await
+                .map_err(|e| map_compaction(e, self.revision))?;
+            if self.revision == 0 {
+                self.revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+            }
+            let kvs = resp.kvs();
+            let mut consumed: usize = 0;
+            let mut full = false;
+            for kv in kvs {
+                consumed += 1;
+                if let Some(it) = item(kv.key(), kv.value(), kv.mod_revision())? {
+                    items.push(it);
+                    if self.limit.is_some_and(|l| self.found + items.len() >= l) {
+                        full = true;
+                        break;
+                    }
+                }
+            }
+            let last_key = consumed.checked_sub(1).map(|i| kvs[i].key());
+            let more_in_store = resp.more() || consumed < kvs.len();
+            if full || !more_in_store || last_key.is_none() {
+                let continue_token = match (more_in_store, last_key) {
+                    (true, Some(k)) => {
+                        let next = String::from_utf8_lossy(k).into_owned();
+                        let rel = next.strip_prefix(&self.prefix).unwrap_or(&next);
+                        Some(encode_token(self.revision, &format!("{rel}\u{0}")))
+                    }
+                    _ => None,
+                };
+                let remaining = (!self.filtered && continue_token.is_some())
+                    .then(|| resp.count() - consumed as i64);
+                self.end_state = Some((continue_token, remaining));
+            } else if let Some(k) = last_key {
+                // Read on after the batch's last key.
+                self.start = format!("{}\u{0}", String::from_utf8_lossy(k));
+            }
+            // An unlimited list hands each batch on; a page is read whole (bounded by its
+            // limit) so that its continue token is known before anything is sent.
+            if self.is_done() || (self.limit.is_none() && !items.is_empty()) {
+                self.found += items.len();
+                return Ok(Some(items));
+            }
+        }
+    }
+}
+
 impl Store {
-    /// Lists the objects under `prefix` that `keep` accepts.
-    pub async fn list(
+    /// Starts reading the objects under `prefix` (nothing is read until the first batch).
+    pub fn list_cursor(
         &self,
         prefix: &str,
         options: &ListOptions,
         filtered: bool,
-        keep: impl Fn(&Value) -> bool,
-    ) -> Result<ListPage, StorageError> {
-        let (mut revision, mut start) = match &options.continue_token {
+    ) -> Result<ListCursor, StorageError> {
+        let (revision, start) = match &options.continue_token {
             Some(t) => {
                 let (rev, start) = decode_token(t)?;
                 (rev, format!("{prefix}{start}"))
             }
             None => (options.revision.unwrap_or(0), prefix.to_string()),
         };
-        let end = prefix_end(prefix);
+        Ok(ListCursor {
+            kv: self.kv(),
+            prefix: prefix.to_string(),
+            end: prefix_end(prefix),
+            revision,
+            start,
+            limit: options.limit,
+            filtered,
+            found: 0,
+            end_state: None,
+        })
+    }
+
+    /// Lists the objects under `prefix` that `keep` accepts, all in memory: for internal
+    /// callers and bounded pages; the list handler streams unlimited lists instead.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        options: &ListOptions,
+        filtered: bool,
+        keep: impl Fn(&Value) -> bool + Sync,
+    ) -> Result<ListPage, StorageError> {
+        let mut cursor = self.list_cursor(prefix, options, filtered)?;
         let mut items = Vec::new();
-        let mut kv = self.kv();
-        loop {
-            let want = match options.limit {
-                Some(l) if filtered => FILTERED_BATCH.max((l - items.len()) as i64),
-                Some(l) => (l - items.len()) as i64,
-                None => BATCH,
-            };
-            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(want);
-            if revision > 0 {
-                opts = opts.with_revision(revision);
-            }
-            let resp = kv
-                .get(start.as_bytes(), Some(opts))
-                .await
-                .map_err(|e| map_compaction(e, revision))?;
-            if revision == 0 {
-                revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-            }
-            let kvs = resp.kvs();
-            let mut last_key: Option<&[u8]> = None;
-            for kv in kvs {
-                last_key = Some(kv.key());
-                let stored = decode(kv.key(), kv.value(), kv.mod_revision())?;
-                if keep(&stored.object) {
-                    items.push(stored);
-                    if options.limit.is_some_and(|l| items.len() >= l) {
-                        break;
-                    }
-                }
-            }
-            let scanned_all_returned = last_key == kvs.last().map(|k| k.key());
-            let more_in_store = resp.more() || !scanned_all_returned;
-            let full = options.limit.is_some_and(|l| items.len() >= l);
-            if full || !more_in_store {
-                let continue_token = match (more_in_store, last_key) {
-                    (true, Some(k)) => {
-                        let next = String::from_utf8_lossy(k).into_owned();
-                        let rel = next.strip_prefix(prefix).unwrap_or(&next).to_string();
-                        Some(encode_token(revision, &format!("{rel}\u{0}")))
-                    }
-                    _ => None,
-                };
-                let remaining = if !filtered && continue_token.is_some() {
-                    let consumed = kvs
-                        .iter()
-                        .position(|kv| Some(kv.key()) == last_key)
-                        .map(|p| p + 1)
-                        .unwrap_or(0) as i64;
-                    Some(resp.count() - consumed)
-                } else {
-                    None
-                };
-                return Ok(ListPage {
-                    items,
-                    revision,
-                    continue_token,
-                    remaining,
-                });
-            }
-            // The batch was exhausted without filling the page: read on after its last key.
-            let last = last_key.map(|k| k.to_vec()).unwrap_or_default();
-            start = format!("{}\u{0}", String::from_utf8_lossy(&last));
+        while let Some(batch) = cursor.next_batch(&keep).await? {
+            items.extend(batch);
         }
+        let (continue_token, remaining) = cursor.page_end();
+        Ok(ListPage {
+            items,
+            revision: cursor.revision(),
+            continue_token,
+            remaining,
+        })
     }
 }
 
@@ -176,6 +336,53 @@ mod tests {
         assert!(decode_token(&bad).is_err());
         let zero = base64::engine::general_purpose::STANDARD.encode(r#"{"rv":0,"start":"a"}"#);
         assert!(decode_token(&zero).is_err());
+    }
+
+    #[test]
+    fn raw_revision_matches_the_decoded_form() {
+        let objects = [
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"n","labels":{"a":"b"},"managedFields":[{"manager":"m","fieldsV1":{"f:spec":{}}}]},"spec":{"template":{"metadata":{"name":"inner"}}},"status":{}}"#,
+            r#"{"metadata":{"name":"p","resourceVersion":"3"},"data":{"k":"\"metadata\":{\u00e9"}}"#,
+            r#"{"kind":"X","metadata":{}}"#,
+            r#" { "metadata" : { "name" : "spaced" } , "z" : [1, 2.5, null, true] } "#,
+        ];
+        for o in objects {
+            let raw = with_revision_raw(o.as_bytes(), 42).expect(o);
+            let got: Value = serde_json::from_slice(&raw).unwrap();
+            let want = super::super::with_revision(serde_json::from_str(o).unwrap(), 42);
+            assert_eq!(got, want, "{o}");
+            // Stored values are compact with sorted keys (`serde_json::to_vec`): for those the
+            // bytes are exactly what encoding the decoded object gives.
+            let parsed: Value = serde_json::from_str(o).unwrap();
+            if serde_json::to_vec(&parsed).unwrap() == o.as_bytes() {
+                assert_eq!(raw, serde_json::to_vec(&want).unwrap(), "{o}");
+            }
+        }
+        // Not simple enough: the caller decodes instead (and reports corrupt values).
+        for o in [
+            r#"{"kind":"X"}"#,
+            r#"{"metadata":null}"#,
+            "[1]",
+            "{",
+            r#"{"meta\u0064ata":{}}"#,
+        ] {
+            assert!(with_revision_raw(o.as_bytes(), 1).is_none(), "{o}");
+        }
+    }
+
+    #[test]
+    fn row_split_keeps_all_but_managed_fields_in_the_tree() {
+        let o = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"labels":{"a":"b"},"managedFields":[{"manager":"m"}],"name":"p"},"spec":{"nodeName":"n"}}"#;
+        let (tree, meta) = split_for_row(o.as_bytes(), 7).unwrap();
+        let full = super::super::with_revision(serde_json::from_str(o).unwrap(), 7);
+        assert_eq!(meta, serde_json::to_string(&full["metadata"]).unwrap());
+        let mut light = full.clone();
+        light["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
+        assert_eq!(tree, light);
+        assert!(split_for_row(br#"{"kind":"X"}"#, 1).is_none());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod crud;
 mod delete;
 mod discovery;
 mod errors;
+mod lists;
 mod patch;
 mod services;
 mod storage;
