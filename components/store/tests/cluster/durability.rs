@@ -1,5 +1,6 @@
 //! Restart from disk, corrupt data dirs, bad requests and disk write errors.
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +38,7 @@ async fn restart_recovers_state_from_snapshot_and_log() -> anyhow::Result<()> {
         "a snapshot before the restart",
         Duration::from_secs(10),
         || {
-            let snap = raft.metrics().borrow().snapshot;
+            let snap = raft.metrics().borrow_watched().snapshot;
             async move {
                 ensure!(snap.is_some(), "no snapshot yet");
                 Ok(())
@@ -263,7 +264,7 @@ async fn disk_write_error_stops_acknowledging() -> anyhow::Result<()> {
     let r = tokio::time::timeout(Duration::from_secs(2), raft.client_write(put("after"))).await;
     ensure!(!matches!(r, Ok(Ok(_))), "acknowledged after a failed write");
     ensure!(
-        raft.metrics().borrow().running_state.is_err(),
+        raft.metrics().borrow_watched().running_state.is_err(),
         "raft reports the storage failure"
     );
     let _ = raft.shutdown().await;
