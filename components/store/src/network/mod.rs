@@ -64,6 +64,28 @@ pub(crate) struct SnapshotChunk {
     pub done: bool,
 }
 
+/// Splits a snapshot into the chunks [`RaftNetworkV2::full_snapshot`] sends, in order: at least
+/// one (an empty snapshot is one empty, final chunk), each at most `size` bytes.
+pub(crate) fn snapshot_chunks<'a>(
+    vote: &'a Vote,
+    meta: &'a SnapshotMeta,
+    bytes: &'a [u8],
+    size: usize,
+) -> impl Iterator<Item = SnapshotChunk> + 'a {
+    let n = bytes.len().div_ceil(size).max(1);
+    (0..n).map(move |i| {
+        let start = i * size;
+        let end = (start + size).min(bytes.len());
+        SnapshotChunk {
+            vote: *vote,
+            meta: meta.clone(),
+            offset: start as u64,
+            data: bytes[start..end].to_vec(),
+            done: i + 1 == n,
+        }
+    })
+}
+
 /// The reply to a [`SnapshotChunk`]: `None` for a chunk taken, the follower's response after
 /// the last one, or openraft's fatal error.
 pub(crate) type SnapshotReply = Result<Option<SnapshotResponse<TypeConfig>>, Fatal<TypeConfig>>;
@@ -369,16 +391,8 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let bytes = snapshot.snapshot.into_inner();
         let mut cancel = std::pin::pin!(cancel);
-        let mut offset = 0;
-        loop {
-            let end = (offset + SNAPSHOT_CHUNK).min(bytes.len());
-            let chunk = SnapshotChunk {
-                vote,
-                meta: snapshot.meta.clone(),
-                offset: offset as u64,
-                data: bytes[offset..end].to_vec(),
-                done: end == bytes.len(),
-            };
+        for chunk in snapshot_chunks(&vote, &snapshot.meta, &bytes, SNAPSHOT_CHUNK) {
+            let done = chunk.done;
             let call = self.call::<_, Option<SnapshotResponse<TypeConfig>>, Fatal<TypeConfig>>(
                 Method::Snapshot,
                 &chunk,
@@ -395,16 +409,19 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
                 Err(e) => return Err(StreamingError::Network(NetworkError::new(&e))),
             };
             match reply {
-                Ok(Some(resp)) => return Ok(resp),
-                Ok(None) if !chunk.done => offset = end,
-                Ok(None) => {
+                Ok(Some(resp)) if done => return Ok(resp),
+                Ok(None) if !done => {}
+                Ok(_) => {
                     return Err(StreamingError::Network(NetworkError::from_string(
-                        "the follower took the last snapshot chunk without an answer",
+                        "the follower answered a snapshot chunk out of turn",
                     )));
                 }
                 Err(fatal) => return Err(StreamingError::Network(NetworkError::new(&fatal))),
             }
         }
+        Err(StreamingError::Network(NetworkError::from_string(
+            "a snapshot transfer ended without a final chunk",
+        )))
     }
 }
 
