@@ -1,8 +1,10 @@
 //! Raft log and vote storage, durable in redb.
 //!
-//! Flow: openraft calls [`LogStore::append`] with a batch of entries. The entries go into an
-//! in-memory cache at once (so readers see them, as openraft requires) and, encoded, onto a queue
-//! to one writer thread. The writer drains everything queued (group commit), writes it in **one**
+//! Flow: openraft calls [`LogStore::append`] with a batch of entries and does not wait for it
+//! (openraft 0.10's non-blocking log IO): the leader replicates the entries while its own write
+//! is in flight, and counts itself toward the commit quorum only once the callback fired. The
+//! entries go into an in-memory cache at once (so readers see them, as openraft requires) and,
+//! encoded, onto a queue to one writer thread. The writer drains everything queued (group commit), writes it in **one**
 //! redb transaction with immediate durability (one fsync), and only then calls each batch's
 //! `LogFlushed` callback — so nothing is acknowledged before it is on disk. Vote saves,
 //! truncations and purges travel the same queue, keeping all log IO in order. Any write error
@@ -18,11 +20,11 @@ use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
-use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{ErrorSubject, ErrorVerb, OptionalSend, StorageIOError, Vote};
+use openraft::OptionalSend;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::types::{Entry, LogId, NodeId, TypeConfig, Vote};
 
 const LOGS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("raft_log");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("raft_meta");
@@ -63,12 +65,12 @@ pub enum OpenError {
 struct Cache {
     entries: BTreeMap<u64, Entry>,
     last_purged: Option<LogId>,
-    vote: Option<Vote<NodeId>>,
+    vote: Option<Vote>,
     committed: Option<LogId>,
 }
 
 enum WriteOp {
-    Append(Vec<(u64, Vec<u8>)>, LogFlushed<TypeConfig>),
+    Append(Vec<(u64, Vec<u8>)>, IOFlushed<TypeConfig>),
     Truncate(u64),
     Purge(u64, Vec<u8>),
     Meta(
@@ -172,9 +174,10 @@ impl LogStore {
             let tx = db.begin_read().map_err(|e| dberr(e.into()))?;
             let meta = tx.open_table(META).map_err(|e| dberr(e.into()))?;
             if let Some(v) = meta.get(KEY_VOTE).map_err(|e| dberr(e.into()))? {
-                let mut vote: Vote<NodeId> = decode(path, KEY_VOTE, v.value())?;
-                // A member never resumes leadership after a restart (etcd neither): openraft
-                // would restore a leader whose vote was committed at once, and serve reads
+                let mut vote: Vote = decode(path, KEY_VOTE, v.value())?;
+                // A member never resumes leadership after a restart (etcd neither; the Raft
+                // config also sets `enable_leader_restore = false`): openraft may restore a
+                // leader whose vote was committed at once, and serve reads
                 // from the commit index on disk, which is persisted lazily and may lag what
                 // was acknowledged. Forgetting that the vote was granted is safe (the term and
                 // whom it voted for are kept); the member becomes a follower and the next
@@ -309,7 +312,7 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             };
             match op {
-                WriteOp::Append(_, cb) => cb.log_io_completed(r),
+                WriteOp::Append(_, cb) => cb.io_completed(r),
                 WriteOp::Meta(_, _, Some(tx)) => {
                     let _ = tx.send(r);
                 }
@@ -353,16 +356,20 @@ fn read_range<RB: RangeBounds<u64>>(cache: &Mutex<Cache>, range: RB) -> Vec<Entr
     c.entries.range(range).map(|(_, e)| e.clone()).collect()
 }
 
-fn write_err(subject: ErrorSubject<NodeId>, e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::new(subject, ErrorVerb::Write, openraft::AnyError::new(&e)).into()
+fn encode<T: serde::Serialize>(v: &T) -> io::Result<Vec<u8>> {
+    rmp_serde::to_vec(v).map_err(io_err)
 }
 
 impl RaftLogReader<TypeConfig> for LogReader {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> io::Result<Vec<Entry>> {
         Ok(read_range(&self.cache, range))
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        Ok(self.cache.lock().expect("log cache lock").vote)
     }
 }
 
@@ -370,21 +377,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> io::Result<Vec<Entry>> {
         Ok(read_range(&self.cache, range))
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        Ok(self.cache.lock().expect("log cache lock").vote)
     }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
         let c = self.cache.lock().expect("log cache lock");
         let last = c
             .entries
             .last_key_value()
             .map(|(_, e)| e.log_id)
-            .or(c.last_purged);
+            .or_else(|| c.last_purged);
         Ok(LogState {
             last_purged_log_id: c.last_purged,
             last_log_id: last,
@@ -397,40 +408,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
     }
 
-    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        let bytes = rmp_serde::to_vec(vote).map_err(|e| write_err(ErrorSubject::Vote, e))?;
-        self.save_meta(KEY_VOTE, bytes)
-            .await
-            .map_err(|e| write_err(ErrorSubject::Vote, e))?;
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        self.save_meta(KEY_VOTE, encode(vote)?).await?;
         self.cache.lock().expect("log cache lock").vote = Some(*vote);
         Ok(())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        Ok(self.cache.lock().expect("log cache lock").vote)
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
         // Not fsynced on its own: it only speeds up restart (re-apply up to it at once) and
         // rides along with the next log append's commit.
-        if let Some(c) = committed {
-            let b = rmp_serde::to_vec(&c).map_err(|e| write_err(ErrorSubject::Store, e))?;
-            self.send(WriteOp::Meta(KEY_COMMITTED, b, None))
-                .map_err(|e| write_err(ErrorSubject::Store, e))?;
+        if let Some(c) = &committed {
+            self.send(WriteOp::Meta(KEY_COMMITTED, encode(c)?, None))?;
         }
         self.cache.lock().expect("log cache lock").committed = committed;
         Ok(())
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
         Ok(self.cache.lock().expect("log cache lock").committed)
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    /// Queues the entries for the writer thread and returns at once: openraft goes on (and the
+    /// leader replicates them) while the group commit runs; `callback` fires after the fsync.
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -439,34 +439,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut c = self.cache.lock().expect("log cache lock");
             for e in entries {
-                let bytes = rmp_serde::to_vec(&e)
-                    .map_err(|err| write_err(ErrorSubject::Log(e.log_id), err))?;
-                rows.push((e.log_id.index, bytes));
+                rows.push((e.log_id.index, encode(&e)?));
                 c.entries.insert(e.log_id.index, e);
             }
         }
         self.send(WriteOp::Append(rows, callback))
-            .map_err(|e| write_err(ErrorSubject::Logs, e))
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        let from = last_log_id.map_or(0, |l| l.index + 1);
         self.cache
             .lock()
             .expect("log cache lock")
             .entries
-            .split_off(&log_id.index);
-        self.send(WriteOp::Truncate(log_id.index))
-            .map_err(|e| write_err(ErrorSubject::Logs, e))
+            .split_off(&from);
+        self.send(WriteOp::Truncate(from))
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let bytes = rmp_serde::to_vec(&log_id).map_err(|e| write_err(ErrorSubject::Logs, e))?;
+    async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+        let bytes = encode(&log_id)?;
         {
             let mut c = self.cache.lock().expect("log cache lock");
             c.entries = c.entries.split_off(&(log_id.index + 1));
             c.last_purged = Some(log_id);
         }
         self.send(WriteOp::Purge(log_id.index, bytes))
-            .map_err(|e| write_err(ErrorSubject::Logs, e))
     }
 }

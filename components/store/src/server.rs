@@ -63,10 +63,12 @@ pub enum Error {
     RaftConfig(#[from] openraft::ConfigError),
     /// openraft failed to start.
     #[error("starting raft")]
-    Raft(#[from] openraft::error::Fatal<NodeId>),
+    Raft(#[from] openraft::error::Fatal<crate::types::TypeConfig>),
     /// Bootstrapping the initial membership failed.
     #[error("bootstrapping the initial cluster")]
-    Initialize(#[from] RaftError<NodeId, InitializeError<NodeId, PeerNode>>),
+    Initialize(
+        #[from] RaftError<crate::types::TypeConfig, InitializeError<crate::types::TypeConfig>>,
+    ),
 }
 
 /// A running member. Drop does not stop it; call [`RunningStore::shutdown`].
@@ -232,6 +234,9 @@ async fn start_member(
         // this many entries from there; entries are batches of up to 512 writes, so 1000 of
         // them (tens of MB) never arrived in time and failover after a busy run took 4-5 s.
         max_payload_entries: 32,
+        // A restarted leader always stands for election again: the commit index on disk is
+        // persisted lazily and may lag what was acknowledged (see also `LogStore::open`).
+        enable_leader_restore: Some(false),
         ..Default::default()
     }
     .validate()?;

@@ -16,15 +16,16 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
-use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, StorageIOError};
+use futures::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
 use crate::mvcc::{Event, Mvcc};
 use crate::types::{
-    Entry, LogId, NodeId, Outcome, Response, SnapshotMeta, StorageError, StoredMembership,
+    LogId, NodeId, Outcome, Response, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
     TypeConfig,
 };
 
@@ -103,22 +104,8 @@ pub struct StateMachineStore {
     shared: Arc<Shared>,
 }
 
-fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::new(
-        ErrorSubject::StateMachine,
-        verb,
-        openraft::AnyError::new(&e),
-    )
-    .into()
-}
-
-fn snap_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::new(
-        ErrorSubject::Snapshot(None),
-        verb,
-        openraft::AnyError::new(&e),
-    )
-    .into()
+fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
+    std::io::Error::other(e)
 }
 
 /// The cluster id: a hash of the first membership's voters (the same on every replica).
@@ -208,20 +195,17 @@ fn read_snapshot_file(dir: &Path) -> Result<Option<StoredSnapshot>, LoadError> {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> std::io::Result<Snapshot> {
         let (bytes, last_applied, membership) = {
             let d = self.shared.data.read().expect("state lock");
-            let bytes = rmp_serde::to_vec(&*d).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let bytes = rmp_serde::to_vec(&*d).map_err(io_err)?;
             (bytes, d.last_applied, d.membership.clone())
-        };
-        let snapshot_id = match last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, bytes.len()),
-            None => format!("none-{}", bytes.len()),
         };
         let meta = SnapshotMeta {
             last_log_id: last_applied,
             last_membership: membership,
-            snapshot_id,
         };
         let stored = StoredSnapshot {
             meta: meta.clone(),
@@ -231,82 +215,88 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let stored =
             tokio::task::spawn_blocking(move || this.write_snapshot(&stored).map(|_| stored))
                 .await
-                .map_err(|e| snap_err(ErrorVerb::Write, e))?
-                .map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        tracing::info!(snapshot = %meta.snapshot_id, bytes = stored.data.len(), "snapshot built");
+                .map_err(io_err)??;
+        tracing::info!(snapshot = %meta, bytes = stored.data.len(), "snapshot built");
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            snapshot: Cursor::new(stored.data),
         })
     }
 }
 
+impl StateMachineStore {
+    /// Applies one committed entry under the write lock; returns its response.
+    fn apply_one(&self, d: &mut SmData, entry: crate::types::Entry, listening: bool) -> Response {
+        d.last_applied = Some(entry.log_id);
+        match entry.payload {
+            EntryPayload::Blank => Response {
+                revision: d.mvcc.revision,
+                result: Ok(Outcome::Raft),
+            },
+            EntryPayload::Normal(req) => {
+                let events = &self.shared.events;
+                d.mvcc.apply_entry(&req, |revision, events_of_rev| {
+                    if listening {
+                        let _ = events.send(Arc::new(Applied::Events {
+                            revision,
+                            events: events_of_rev,
+                        }));
+                    }
+                })
+            }
+            EntryPayload::Membership(m) => {
+                if d.mvcc.cluster_id == 0 {
+                    d.mvcc.cluster_id = cluster_id_of(&m);
+                }
+                d.membership = StoredMembership::new(Some(entry.log_id), m);
+                Response {
+                    revision: d.mvcc.revision,
+                    result: Ok(Outcome::Raft),
+                }
+            }
+        }
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = Self;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    async fn applied_state(&mut self) -> std::io::Result<(Option<LogId>, StoredMembership)> {
         let d = self.shared.data.read().expect("state lock");
         Ok((d.last_applied, d.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> std::io::Result<()>
     where
-        I: IntoIterator<Item = Entry> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        Strm: Stream<Item = std::io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
-        let mut out = Vec::new();
-        let mut d = self.shared.data.write().expect("state lock");
-        let listening = self.shared.events.receiver_count() > 0;
-        for entry in entries {
-            d.last_applied = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Blank => out.push(Response {
-                    revision: d.mvcc.revision,
-                    result: Ok(Outcome::Raft),
-                }),
-                EntryPayload::Normal(req) => {
-                    let events = &self.shared.events;
-                    let resp = d.mvcc.apply_entry(&req, |revision, events_of_rev| {
-                        if listening {
-                            let _ = events.send(Arc::new(Applied::Events {
-                                revision,
-                                events: events_of_rev,
-                            }));
-                        }
-                    });
-                    out.push(resp);
-                }
-                EntryPayload::Membership(m) => {
-                    if d.mvcc.cluster_id == 0 {
-                        d.mvcc.cluster_id = cluster_id_of(&m);
-                    }
-                    d.membership = StoredMembership::new(Some(entry.log_id), m);
-                    out.push(Response {
-                        revision: d.mvcc.revision,
-                        result: Ok(Outcome::Raft),
-                    });
-                }
+        // The stream yields what openraft has ready at once; answer each client after its
+        // entry is applied (responses are sent outside the lock).
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let listening = self.shared.events.receiver_count() > 0;
+            let resp = {
+                let mut d = self.shared.data.write().expect("state lock");
+                self.apply_one(&mut d, entry, listening)
+            };
+            if let Some(r) = responder {
+                r.send(resp);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
+        snapshot: SnapshotData,
+    ) -> std::io::Result<()> {
         let bytes = snapshot.into_inner();
-        let data =
-            decode_data(&bytes).map_err(|e| snap_err(ErrorVerb::Read, std::io::Error::other(e)))?;
+        let data = decode_data(&bytes).map_err(std::io::Error::other)?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data: bytes,
@@ -314,8 +304,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.write_snapshot(&stored))
             .await
-            .map_err(|e| snap_err(ErrorVerb::Write, e))?
-            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            .map_err(io_err)??;
         {
             let mut d = self.shared.data.write().expect("state lock");
             *d = data;
@@ -323,19 +312,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             d.membership = meta.last_membership.clone();
         }
         let _ = self.shared.events.send(Arc::new(Applied::Reset));
-        tracing::info!(snapshot = %meta.snapshot_id, "snapshot installed");
+        tracing::info!(snapshot = %meta, "snapshot installed");
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+    async fn get_current_snapshot(&mut self) -> std::io::Result<Option<Snapshot>> {
         let dir = self.shared.snap_dir.clone();
         let s = tokio::task::spawn_blocking(move || read_snapshot_file(&dir))
             .await
-            .map_err(|e| sm_err(ErrorVerb::Read, e))?
-            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+            .map_err(io_err)?
+            .map_err(io_err)?;
         Ok(s.map(|s| Snapshot {
             meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
+            snapshot: Cursor::new(s.data),
         }))
     }
 }

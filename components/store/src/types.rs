@@ -13,29 +13,34 @@ use serde::{Deserialize, Serialize};
 pub type NodeId = u64;
 
 openraft::declare_raft_types!(
-    /// The store's openraft type configuration.
+    /// The store's openraft type configuration (log ids and votes: openraft's default
+    /// "advanced" leader id, term plus node id, as in 0.9).
     pub TypeConfig:
         D = Request,
         R = Response,
         NodeId = NodeId,
         Node = PeerNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
+/// A snapshot's bytes (the encoded state machine), as the state machine and transport see them.
+pub type SnapshotData = Cursor<Vec<u8>>;
 /// The Raft handle of one member.
-pub type Raft = openraft::Raft<TypeConfig>;
+pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachineStore>;
 /// A Raft log entry.
-pub type Entry = openraft::Entry<TypeConfig>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 /// A Raft log id.
-pub type LogId = openraft::LogId<NodeId>;
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+/// A Raft vote (term, candidate, whether granted by a quorum).
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 /// openraft's storage error for our types.
-pub type StorageError = openraft::StorageError<NodeId>;
+pub type StorageError = openraft::StorageError<TypeConfig>;
 /// A snapshot's metadata.
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, PeerNode>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+/// A snapshot: metadata plus the encoded state.
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 /// The membership as stored in the log and state machine.
-pub type StoredMembership = openraft::StoredMembership<NodeId, PeerNode>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 
 /// What openraft knows about a member: where its peer (Raft) transport listens.
 /// Its name and client URLs live in the state machine (published by the member itself).
@@ -48,6 +53,26 @@ pub struct PeerNode {
 impl fmt::Display for PeerNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.peer_urls.join(","))
+    }
+}
+
+/// A short form for openraft's log lines: the kind of request, never keys or values.
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Put(_) => f.write_str("put"),
+            Request::DeleteRange(_) => f.write_str("delete-range"),
+            Request::Txn(_) => f.write_str("txn"),
+            Request::Compact(rev) => write!(f, "compact({rev})"),
+            Request::LeaseGrant { .. } => f.write_str("lease-grant"),
+            Request::LeaseRevoke(id) => write!(f, "lease-revoke({id})"),
+            Request::PublishMember { id, .. } => write!(f, "publish-member({id})"),
+            Request::MemberAdded { .. } => f.write_str("member-added"),
+            Request::MemberPromoted(id) => write!(f, "member-promoted({id})"),
+            Request::MemberRemoved(id) => write!(f, "member-removed({id})"),
+            Request::Batch(reqs) => write!(f, "batch({})", reqs.len()),
+            Request::Once { req, .. } => write!(f, "once({req})"),
+        }
     }
 }
 

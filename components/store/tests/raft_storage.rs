@@ -3,7 +3,7 @@
 use kubelab_store::log_store::LogStore;
 use kubelab_store::state_machine::StateMachineStore;
 use kubelab_store::types::{StorageError, TypeConfig};
-use openraft::testing::{StoreBuilder, Suite};
+use openraft::testing::log::{StoreBuilder, Suite};
 
 struct Builder;
 
@@ -18,9 +18,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     }
 }
 
-#[test]
-fn openraft_storage_suite() {
-    if let Err(e) = Suite::test_all(Builder) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openraft_storage_suite() {
+    if let Err(e) = Suite::test_all(Builder).await {
         panic!("openraft storage suite failed: {e}");
     }
 }
@@ -29,12 +29,12 @@ fn openraft_storage_suite() {
 /// restarted leader starts as a follower (see `LogStore::open`).
 #[tokio::test]
 async fn a_reopened_log_keeps_the_vote_but_not_the_leadership() -> anyhow::Result<()> {
-    use openraft::storage::RaftLogStorage;
+    use openraft::storage::{RaftLogReader, RaftLogStorage};
 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("raft.redb");
     let mut log = LogStore::open(&path)?;
-    let vote = openraft::Vote::new_committed(3, 7);
+    let vote = kubelab_store::types::Vote::new_committed(3, 7);
     log.save_vote(&vote).await?;
     assert_eq!(
         log.read_vote().await?,

@@ -7,6 +7,7 @@ use etcd_client::proto::{
     PbMaintenanceService, PbMoveLeaderRequest, PbMoveLeaderResponse, PbSnapshotRequest,
     PbSnapshotResponse, PbStatusRequest, PbStatusResponse,
 };
+use openraft::async_runtime::watch::WatchReceiver;
 use tonic::{Request, Response, Status};
 
 use super::Api;
@@ -30,7 +31,7 @@ impl PbMaintenanceService for Api {
         &self,
         _req: Request<PbStatusRequest>,
     ) -> Result<Response<PbStatusResponse>, Status> {
-        let m = self.node.raft.metrics().borrow().clone();
+        let m = self.node.raft.metrics().borrow_watched().clone();
         let is_learner = !m
             .membership_config
             .membership()

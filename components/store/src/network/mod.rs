@@ -6,6 +6,9 @@
 //! [`ForwardRequest`]s (a follower sends writes, read-index and lease requests to the leader).
 //! Incoming: `server.rs` decodes, hands to openraft or to the local [`crate::node::Node`], and
 //! encodes the reply. Nothing outside this module sees tonic types of the peer service.
+//! Snapshots: openraft 0.10 hands the transport a whole snapshot (`full_snapshot`); it goes in
+//! [`SNAPSHOT_CHUNK`]-sized `InstallSnapshot` calls, which the receiver reassembles before
+//! handing the snapshot to openraft (`install_full_snapshot`).
 
 pub(crate) mod server;
 
@@ -14,18 +17,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::node::NodeError;
-use crate::types::{NodeId, PeerNode, Request, Response, TypeConfig};
+use crate::types::{NodeId, PeerNode, Request, Response, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
 /// Generated peer service code.
 #[allow(missing_docs, clippy::all)]
@@ -36,8 +39,82 @@ pub(crate) mod proto {
 use proto::Payload;
 use proto::peer_client::PeerClient;
 
-/// Largest peer message: an append batch or a snapshot chunk (openraft sends 3 MiB chunks).
+/// Largest peer message: an append batch or a snapshot chunk.
 pub(crate) const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Bytes of a snapshot per `InstallSnapshot` call: openraft 0.10 hands the transport the whole
+/// snapshot; we send it in chunks so no message nears [`MAX_PEER_MESSAGE`] and each call's
+/// timeout covers a bounded amount of data.
+pub(crate) const SNAPSHOT_CHUNK: usize = 4 * 1024 * 1024;
+
+/// One piece of a snapshot sent to a follower. The receiver (`server.rs`) appends chunks in
+/// order and, with `done`, hands the whole snapshot to openraft.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct SnapshotChunk {
+    /// The sending leader's vote.
+    pub vote: Vote,
+    /// The snapshot's metadata (identifies the transfer).
+    pub meta: SnapshotMeta,
+    /// Where `data` starts in the snapshot.
+    pub offset: u64,
+    /// The bytes.
+    #[serde(with = "serde_bytes_vec")]
+    pub data: Vec<u8>,
+    /// Whether this is the last chunk.
+    pub done: bool,
+}
+
+/// Splits a snapshot into the chunks [`RaftNetworkV2::full_snapshot`] sends, in order: at least
+/// one (an empty snapshot is one empty, final chunk), each at most `size` bytes.
+pub(crate) fn snapshot_chunks<'a>(
+    vote: &'a Vote,
+    meta: &'a SnapshotMeta,
+    bytes: &'a [u8],
+    size: usize,
+) -> impl Iterator<Item = SnapshotChunk> + 'a {
+    let n = bytes.len().div_ceil(size).max(1);
+    (0..n).map(move |i| {
+        let start = i * size;
+        let end = (start + size).min(bytes.len());
+        SnapshotChunk {
+            vote: *vote,
+            meta: meta.clone(),
+            offset: start as u64,
+            data: bytes[start..end].to_vec(),
+            done: i + 1 == n,
+        }
+    })
+}
+
+/// The reply to a [`SnapshotChunk`]: `None` for a chunk taken, the follower's response after
+/// the last one, or openraft's fatal error.
+pub(crate) type SnapshotReply = Result<Option<SnapshotResponse<TypeConfig>>, Fatal<TypeConfig>>;
+
+/// MessagePack `bin` for chunk bytes (serde would otherwise encode a `Vec<u8>` as an array).
+mod serde_bytes_vec {
+    use serde::{Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
 
 /// A request a member forwards to the leader.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -217,19 +294,20 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
-type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, PeerNode, RaftError<NodeId, E>>;
+type RpcErr = RPCError<TypeConfig>;
 
 impl PeerConn {
+    /// One call; the remote answers `Result<Resp, E>` (openraft's error on the remote side).
     async fn call<Req, Resp, E>(
         &self,
         method: Method,
         req: &Req,
-        option: &RPCOption,
-    ) -> Result<Resp, RpcErr<E>>
+        timeout: Duration,
+    ) -> Result<Result<Resp, E>, RpcErr>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
+        E: DeserializeOwned,
     {
         let url = self.url.as_deref().ok_or_else(|| {
             RPCError::Unreachable(Unreachable::new(&PeerError::NoUrl(self.target)))
@@ -240,7 +318,7 @@ impl PeerConn {
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let mut r =
             tonic::Request::new(encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?);
-        r.set_timeout(option.hard_ttl());
+        r.set_timeout(timeout);
         let reply = match method {
             Method::Append => client.append_entries(r).await,
             Method::Vote => client.vote(r).await,
@@ -258,9 +336,23 @@ impl PeerConn {
                 RPCError::Network(NetworkError::new(&e))
             }
         })?;
-        let res: Result<Resp, RaftError<NodeId, E>> =
-            decode(reply.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        res.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        decode(reply.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    /// An openraft RPC. The only error openraft 0.10 answers these with is `Fatal` (the peer's
+    /// Raft stopped): to the caller that peer is unreachable until it restarts.
+    async fn raft_call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        method: Method,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RpcErr> {
+        let res: Result<Resp, RaftError<TypeConfig>> =
+            self.call(method, req, option.hard_ttl()).await?;
+        res.map_err(|e| {
+            let e = RemoteError::<TypeConfig, _>::new(self.target, e);
+            RPCError::Unreachable(Unreachable::new(&e))
+        })
     }
 }
 
@@ -271,29 +363,65 @@ enum Method {
     Snapshot,
 }
 
-impl RaftNetwork<TypeConfig> for PeerConn {
+impl RaftNetworkV2<TypeConfig> for PeerConn {
+    type SnapshotData = crate::types::SnapshotData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
-        self.call(Method::Append, &rpc, &option).await
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
-        self.call(Method::Snapshot, &rpc, &option).await
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RpcErr> {
+        self.raft_call(Method::Append, &rpc, &option).await
     }
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<NodeId>,
+        rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RpcErr> {
-        self.call(Method::Vote, &rpc, &option).await
+    ) -> Result<VoteResponse<TypeConfig>, RpcErr> {
+        self.raft_call(Method::Vote, &rpc, &option).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl std::future::Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let bytes = snapshot.snapshot.into_inner();
+        let mut cancel = std::pin::pin!(cancel);
+        for chunk in snapshot_chunks(&vote, &snapshot.meta, &bytes, SNAPSHOT_CHUNK) {
+            let done = chunk.done;
+            let call = self.call::<_, Option<SnapshotResponse<TypeConfig>>, Fatal<TypeConfig>>(
+                Method::Snapshot,
+                &chunk,
+                option.hard_ttl(),
+            );
+            let reply = tokio::select! {
+                closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+                r = call => r,
+            };
+            let reply = match reply {
+                Ok(r) => r,
+                Err(RPCError::Unreachable(e)) => return Err(StreamingError::Unreachable(e)),
+                Err(RPCError::Timeout(e)) => return Err(StreamingError::Timeout(e)),
+                Err(e) => return Err(StreamingError::Network(NetworkError::new(&e))),
+            };
+            match reply {
+                Ok(Some(resp)) if done => return Ok(resp),
+                Ok(None) if !done => {}
+                Ok(_) => {
+                    return Err(StreamingError::Network(NetworkError::from_string(
+                        "the follower answered a snapshot chunk out of turn",
+                    )));
+                }
+                Err(fatal) => return Err(StreamingError::Network(NetworkError::new(&fatal))),
+            }
+        }
+        Err(StreamingError::Network(NetworkError::from_string(
+            "a snapshot transfer ended without a final chunk",
+        )))
     }
 }
 

@@ -2,6 +2,7 @@
 //! [`Lessor`](crate::lease::Lessor) holds the deadlines); the leader's duty loop revokes
 //! expired leases and promotes caught-up learners.
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,7 +103,7 @@ impl Node {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if self.raft.metrics().borrow().running_state.is_err() {
+            if self.raft.metrics().borrow_watched().running_state.is_err() {
                 return;
             }
             if !self.is_leader() {
@@ -135,7 +136,7 @@ impl Node {
         }
         let (last, matched) = {
             let m = self.raft.metrics();
-            let m = m.borrow();
+            let m = m.borrow_watched();
             (
                 m.last_log_index.unwrap_or(0),
                 m.replication.clone().unwrap_or_default(),

@@ -25,6 +25,7 @@ pub(crate) use propose::Proposer;
 pub(crate) use read_index::ReadIndexer;
 pub(crate) use session::WriteSession;
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::lease::Lessor;
 use crate::network::{ForwardRequest, ForwardResponse, Network};
 use crate::state_machine::{Shared, SmData};
-use crate::types::{NodeId, PeerNode, Raft, Request, Response};
+use crate::types::{NodeId, PeerNode, Raft, Request, Response, TypeConfig};
 
 /// How long a client request may wait for a leader, a commit or a read index (etcd: ~5 s).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,7 +117,7 @@ impl Node {
     /// The leader this member knows of.
     pub fn leader(&self) -> Option<(NodeId, PeerNode)> {
         let m = self.raft.metrics();
-        let m = m.borrow();
+        let m = m.borrow_watched();
         let id = m.current_leader?;
         let node = m.membership_config.membership().get_node(&id)?.clone();
         Some((id, node))
@@ -130,7 +131,7 @@ impl Node {
 
     /// The current Raft term.
     pub fn term(&self) -> u64 {
-        self.raft.metrics().borrow().current_term
+        self.raft.metrics().borrow_watched().current_term
     }
 
     /// Waits (up to the deadline) until some leader is known.
@@ -140,7 +141,7 @@ impl Node {
             if let Some(l) = self.leader() {
                 return Ok(l);
             }
-            if rx.borrow().running_state.is_err() {
+            if rx.borrow_watched().running_state.is_err() {
                 return Err(NodeError::Stopped);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -328,7 +329,7 @@ impl Node {
     }
 
     pub(crate) fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.id)
+        self.raft.metrics().borrow_watched().current_leader == Some(self.id)
     }
 }
 
@@ -340,11 +341,16 @@ fn member_id_of(r: ForwardResponse) -> Option<NodeId> {
 }
 
 pub(crate) fn client_write_err(
-    e: RaftError<NodeId, ClientWriteError<NodeId, PeerNode>>,
+    e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
 ) -> Option<NodeError> {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader { .. })) => None,
+        // A membership change is not resent (it is not tagged to apply once): outcome unknown.
+        RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => Some(NodeError::Timeout),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            Some(NodeError::Membership(e.to_string()))
+        }
+        RaftError::APIError(ClientWriteError::PreconditionFailed(e)) => {
             Some(NodeError::Membership(e.to_string()))
         }
         RaftError::Fatal(_) => Some(NodeError::Stopped),

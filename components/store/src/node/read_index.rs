@@ -6,7 +6,8 @@
 //! waits for the next one, so the confirmation always happens after the read arrived, which is
 //! what linearizability needs.
 
-use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::ReadPolicy;
+use openraft::error::{LinearizableReadError, RaftError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::NodeError;
@@ -43,12 +44,14 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<ReadInd
         while let Ok(more) = rx.try_recv() {
             waiting.push(more);
         }
-        let result = match raft.get_read_log_id().await {
-            Ok((read_log_id, _applied)) => Ok(read_log_id.map_or(0, |l| l.index)),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => Err(None),
+        // ReadIndex: a quorum acknowledges a heartbeat sent after the round started (no
+        // leader lease, no reliance on clocks).
+        let result = match raft.get_read_log_id(ReadPolicy::ReadIndex).await {
+            Ok((read_log_id, _applied)) => Ok(read_log_id.index()),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => Err(None),
             // Heartbeats to the quorum were slow or lost (a loaded host, a paused follower):
             // a read index can always be asked again, until the request deadline.
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => Err(None),
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => Err(None),
             Err(RaftError::Fatal(_)) => Err(Some(NodeError::Stopped)),
         };
         for w in waiting {

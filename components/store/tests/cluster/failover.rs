@@ -1,5 +1,6 @@
 //! Leader loss, restarts and catch-up (by log and by snapshot).
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
@@ -74,7 +75,7 @@ async fn far_behind_follower_receives_a_snapshot() -> anyhow::Result<()> {
         .unwrap()
         .raft()
         .metrics()
-        .borrow()
+        .borrow_watched()
         .last_log_index
         .unwrap_or(0);
     c.stop(lagging).await;
@@ -91,7 +92,7 @@ async fn far_behind_follower_receives_a_snapshot() -> anyhow::Result<()> {
                 .unwrap()
                 .raft()
                 .metrics()
-                .borrow()
+                .borrow_watched()
                 .clone();
             let purged = m.purged.map_or(0, |p| p.index);
             ensure!(
@@ -119,7 +120,7 @@ async fn far_behind_follower_receives_a_snapshot() -> anyhow::Result<()> {
         .unwrap()
         .raft()
         .metrics()
-        .borrow()
+        .borrow_watched()
         .clone();
     let snap = m.snapshot.context("the lagging member has a snapshot")?;
     ensure!(
