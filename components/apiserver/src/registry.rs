@@ -6,11 +6,15 @@
 //! [`Typed`] adapts a `Kind` to the object-safe [`Resource`] trait that the handlers use; the
 //! handlers work on `serde_json::Value` and call the typed hooks through it:
 //!
-//! 1. [`Resource::decode`] turns the request JSON into the k8s-openapi type and back. Type
-//!    errors become 400 (naming the field path), missing required fields 422, and every field
-//!    the type does not know is reported so `fieldValidation=Strict|Warn` can act on it.
-//! 2. [`Resource::admit`] applies defaults and runs validation (422 with one cause per field).
-//! 3. The handler does the generic metadata work and writes through `storage`.
+//! 1. The handler does the generic metadata work on the request JSON.
+//! 2. [`Resource::admit`] decodes it into the k8s-openapi type **once** (type errors become
+//!    400 naming the field path, missing required fields 422, and every field the type does
+//!    not know is reported so `fieldValidation=Strict|Warn` can act on it), applies defaults,
+//!    runs validation (causes, 422 with one per field) and encodes the result **once**.
+//! 3. The handler records managedFields and writes through `storage`.
+//!
+//! [`Resource::decode`] (decode and re-encode, no defaults) serves the paths that need the
+//! typed view of a body before it becomes an object (server-side apply, subresource writes).
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -215,20 +219,38 @@ pub struct Decoded {
     pub unknown_fields: Vec<String>,
 }
 
+/// The outcome of [`Resource::admit`].
+#[derive(Debug)]
+pub struct Admitted {
+    /// The object as the typed model encodes it, with defaults (and the initial status, when
+    /// asked for).
+    pub object: Value,
+    /// Paths of fields the typed model does not know (dropped from `object`).
+    pub unknown_fields: Vec<String>,
+    /// Validation failures (empty: valid).
+    pub causes: Vec<Cause>,
+}
+
 /// Object-safe view of a [`Kind`], used by the generic handlers.
 pub trait Resource: Send + Sync {
     /// Static facts.
     fn info(&self) -> &Info;
     /// Decodes JSON into the typed model and back; see the module doc.
     fn decode(&self, value: Value) -> Result<Decoded, ApiError>;
-    /// Defaults then validates; returns the defaulted object.
-    fn admit(&self, value: Value, old: Option<&Value>) -> Result<Value, ApiError>;
+    /// Decodes once, sets the initial status (`initial_status`: a create), applies defaults,
+    /// validates (against `old` on an update) and encodes once; see the module doc. Type
+    /// errors are `Err`; validation failures are [`Admitted::causes`], so the caller can put
+    /// strict field validation (400) before them (422), as Kubernetes does.
+    fn admit(
+        &self,
+        value: Value,
+        old: Option<&Value>,
+        initial_status: bool,
+    ) -> Result<Admitted, ApiError>;
     /// Table columns (after NAME).
     fn columns(&self) -> Vec<Column>;
     /// Table cells (after NAME).
     fn cells(&self, object: &Value, age: &str) -> Vec<Value>;
-    /// Initial status.
-    fn initial_status(&self, object: &Value) -> Option<Value>;
     /// Pool values needed.
     fn claims(&self, object: &Value) -> Vec<Claim>;
     /// Graceful deletion period.
@@ -281,6 +303,83 @@ impl<K: Kind> Typed<K> {
 /// Deserializes a request object into its typed model: type errors are 400 naming the field
 /// path, missing required fields 422.
 pub fn to_typed<T: DeserializeOwned>(info: &Info, value: &Value) -> Result<T, ApiError> {
+    // The plain decode first: tracking the path allocates for every key, so it is only paid
+    // to word an error.
+    match T::deserialize(value) {
+        Ok(t) => Ok(t),
+        Err(_) => to_typed_explained(info, value),
+    }
+}
+
+/// [`to_typed`] with unknown fields: one typed decode that also reports the paths of fields
+/// the type ignores (`spec.containers[0].imagee`; a field set to `null` does not count).
+pub fn decode_typed<T: DeserializeOwned>(
+    info: &Info,
+    value: &Value,
+) -> Result<(T, Vec<String>), ApiError> {
+    let mut unknown = Vec::new();
+    let decoded = serde_ignored::deserialize(value, |path| {
+        let mut segments = Vec::new();
+        ignored_path(&path, &mut segments);
+        if !at(value, &segments).is_none_or(Value::is_null) {
+            unknown.push(render(&segments));
+        }
+    });
+    match decoded {
+        Ok(t) => Ok((t, unknown)),
+        Err(_) => to_typed_explained(info, value).map(|t| (t, Vec::new())),
+    }
+}
+
+/// One step of a path into a JSON document.
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn ignored_path(path: &serde_ignored::Path<'_>, out: &mut Vec<Segment>) {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => {}
+        Path::Seq { parent, index } => {
+            ignored_path(parent, out);
+            out.push(Segment::Index(*index));
+        }
+        Path::Map { parent, key } => {
+            ignored_path(parent, out);
+            out.push(Segment::Key(key.clone()));
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent, out),
+    }
+}
+
+fn at<'a>(value: &'a Value, path: &[Segment]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, s| match s {
+        Segment::Key(k) => v.get(k.as_str()),
+        Segment::Index(i) => v.get(*i),
+    })
+}
+
+fn render(path: &[Segment]) -> String {
+    let mut out = String::new();
+    for s in path {
+        match s {
+            Segment::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// The slow decode that words the error of a failed one.
+fn to_typed_explained<T: DeserializeOwned>(info: &Info, value: &Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -347,24 +446,25 @@ impl<K: Kind> Resource for Typed<K> {
     }
 
     fn decode(&self, value: Value) -> Result<Decoded, ApiError> {
-        let typed = self.to_typed(&value)?;
+        let (typed, unknown_fields) = decode_typed::<K::Obj>(&self.info, &value)?;
         let object =
             serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let mut unknown = Vec::new();
-        unknown_fields(&value, &object, "", &mut unknown);
         Ok(Decoded {
             object,
-            unknown_fields: unknown,
+            unknown_fields,
         })
     }
 
-    fn admit(&self, value: Value, old: Option<&Value>) -> Result<Value, ApiError> {
-        let name = value
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let mut typed = self.to_typed(&value)?;
+    fn admit(
+        &self,
+        value: Value,
+        old: Option<&Value>,
+        initial_status: bool,
+    ) -> Result<Admitted, ApiError> {
+        let (mut typed, unknown_fields) = decode_typed::<K::Obj>(&self.info, &value)?;
+        drop(value);
+        // From the object as sent, before defaults (as the status was computed before).
+        let status = initial_status.then(|| K::initial_status(&typed)).flatten();
         K::defaults(&mut typed);
         let mut causes = Vec::new();
         K::validate(&typed, &mut causes);
@@ -372,15 +472,16 @@ impl<K: Kind> Resource for Typed<K> {
             let old = self.to_typed(old)?;
             K::validate_update(&typed, &old, &mut causes);
         }
-        if !causes.is_empty() {
-            return Err(ApiError::Invalid {
-                kind: self.info.kind.to_string(),
-                group: self.info.group.to_string(),
-                name,
-                causes,
-            });
+        let mut object =
+            serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if let (Some(status), Some(map)) = (status, object.as_object_mut()) {
+            map.insert("status".into(), status);
         }
-        serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))
+        Ok(Admitted {
+            object,
+            unknown_fields,
+            causes,
+        })
     }
 
     fn columns(&self) -> Vec<Column> {
@@ -393,12 +494,6 @@ impl<K: Kind> Resource for Typed<K> {
             Ok(typed) => K::cells(&typed, age),
             Err(_) => vec![Value::String(age.to_string())],
         }
-    }
-
-    fn initial_status(&self, object: &Value) -> Option<Value> {
-        <K::Obj as serde::Deserialize>::deserialize(object)
-            .ok()
-            .and_then(|t| K::initial_status(&t))
     }
 
     fn claims(&self, object: &Value) -> Vec<Claim> {
@@ -485,5 +580,32 @@ mod tests {
         let mut out = Vec::new();
         unknown_fields(&original, &round, "", &mut out);
         assert_eq!(out, vec!["spec.bogus", "spec.containers[0].imagee"]);
+    }
+
+    #[test]
+    fn one_typed_decode_finds_what_the_round_trip_found() {
+        use k8s_openapi::api::core::v1::Pod;
+        let info = Typed::<crate::resources::pods::Pods>::new().info;
+        let sent = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labelz": {}},
+            "spec": {"containers": [{"name": "a", "image": "x", "imagee": "y"}, {"name": "b", "image": "x"}],
+                     "bogus": 1, "n": null, "nodeName": null}});
+        let (pod, unknown) = decode_typed::<Pod>(&info, &sent).unwrap();
+        let round = serde_json::to_value(&pod).unwrap();
+        let mut by_round_trip = Vec::new();
+        unknown_fields(&sent, &round, "", &mut by_round_trip);
+        assert_eq!(
+            unknown,
+            ["metadata.labelz", "spec.bogus", "spec.containers[0].imagee"]
+        );
+        assert_eq!(unknown, by_round_trip);
+        // Type errors are worded with the path (by the slow decode, only then).
+        let bad = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": 5}]}});
+        let e = decode_typed::<Pod>(&info, &bad).unwrap_err();
+        assert_eq!(e.code(), 400);
+        assert!(e.to_string().contains("spec.containers[0].name"), "{e}");
+        assert_eq!(
+            to_typed::<Pod>(&info, &bad).unwrap_err().to_string(),
+            e.to_string()
+        );
     }
 }

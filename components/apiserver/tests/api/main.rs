@@ -8,6 +8,7 @@ mod crud;
 mod delete;
 mod discovery;
 mod errors;
+mod guards;
 mod patch;
 mod services;
 mod storage;
