@@ -20,11 +20,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-/// The allocator `kubelabd` runs with (see its main.rs), so the server measured here is the
-/// server shipped.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -18,12 +18,6 @@ mod apiserver;
 mod init;
 mod store;
 
-/// mimalloc instead of glibc's malloc: in a `perf` profile of the API server with its
-/// embedded store under 32 concurrent writers, malloc/free (with glibc's free-list
-/// consolidation) took ~22 % of the samples; see docs/benchmarks.md for the comparison.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "kubelabd", version, about)]
 struct Cli {
