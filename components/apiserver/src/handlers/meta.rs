@@ -244,11 +244,6 @@ pub fn validate_meta(info: &Info, object: &Value) -> Vec<Cause> {
     causes
 }
 
-/// Fails unless the namespace exists and is not terminating.
-pub async fn check_namespace(ctx: &Ctx, info: &Info, ns: &str, name: &str) -> Result<(), ApiError> {
-    namespace_guard_live(ctx, info, ns, name).await.map(drop)
-}
-
 /// The namespace an object is created in, as a [`Guard`] for the create's transaction: from
 /// the revision remembered when it was last found live and not terminating (no store round
 /// trip), else read now. A namespace changed since fails the transaction's compare and is
