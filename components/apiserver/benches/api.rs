@@ -9,7 +9,9 @@
 //! without the bench client's. The client measures, with 1 and 32 concurrent clients:
 //! create, get, update (merge patch), list (pages of 50) and watch delivery (how long after a
 //! write's acknowledgement its event arrives on the writer's own watch; 0 when it was
-//! already there) — p50/p99 latency and requests/s; then fills to `BENCH_LIST` (10,000) pods
+//! already there) — p50/p99 latency, requests/s and the server's CPU time per operation
+//! (user + system of the server process, plus etcd's for that backend: on a shared machine
+//! this moves far less with other load than latency does); then fills to `BENCH_LIST` (10,000) pods
 //! and times a list of all of them as JSON, as the Table pages `kubectl get pods -A` fetches,
 //! and the real `kubectl get pods -A` when installed; then reads the RSS of the server
 //! process (and of etcd). Prints one markdown table with both backends side by side and the
@@ -72,6 +74,35 @@ where
     stat(all, start.elapsed())
 }
 
+/// CPU time (user + system, all threads) used so far by these processes, in ms: the
+/// server's cost per operation, which load from other processes on a shared machine moves
+/// far less than it moves latency.
+fn cpu_ms(pids: &[u32]) -> f64 {
+    let tick_ms = 1000.0 / 100.0; // USER_HZ is 100 on Linux
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .filter_map(|s| {
+            // Fields after the command name in parentheses: utime is the 12th, stime the 13th.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .sum::<f64>()
+        * tick_ms
+}
+
+/// [`measure`], adding the server's CPU time per operation (`cpu_ms_per_op`).
+async fn row<F, Fut>(pids: &[u32], clients: usize, total: usize, op: F) -> Value
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Duration> + Send,
+{
+    let before = cpu_ms(pids);
+    let mut v = measure(clients, total, op).await;
+    v["cpu_ms_per_op"] = json!((cpu_ms(pids) - before) / total.max(1) as f64);
+    v
+}
+
 /// Resident memory of a process in MB.
 fn rss_mb(pid: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -109,11 +140,14 @@ async fn bench(server: &ServerChild) -> Value {
     let big = env_usize("BENCH_LIST", 10_000);
     let c = support::client_from_kubeconfig(&server.kubeconfig);
     support::namespace(&c, "bench").await;
+    let pids: Vec<u32> = std::iter::once(server.child.id())
+        .chain(server.etcd_pid)
+        .collect();
     let mut rows = BTreeMap::new();
     for clients in [1usize, 32] {
         let tag = format!("c{clients}");
         let (cc, t) = (c.clone(), tag.clone());
-        let create = measure(clients, ops, move |i| {
+        let create = row(&pids, clients, ops, move |i| {
             let (cc, t) = (cc.clone(), t.clone());
             async move {
                 let start = Instant::now();
@@ -130,7 +164,7 @@ async fn bench(server: &ServerChild) -> Value {
         })
         .await;
         let (cc, t) = (c.clone(), tag.clone());
-        let get = measure(clients, ops, move |i| {
+        let get = row(&pids, clients, ops, move |i| {
             let (cc, t) = (cc.clone(), t.clone());
             async move {
                 let start = Instant::now();
@@ -143,7 +177,7 @@ async fn bench(server: &ServerChild) -> Value {
         })
         .await;
         let (cc, t) = (c.clone(), tag.clone());
-        let update = measure(clients, ops, move |i| {
+        let update = row(&pids, clients, ops, move |i| {
             let (cc, t) = (cc.clone(), t.clone());
             async move {
                 let start = Instant::now();
@@ -160,7 +194,7 @@ async fn bench(server: &ServerChild) -> Value {
         })
         .await;
         let cc = c.clone();
-        let list = measure(clients, ops / 4, move |_| {
+        let list = row(&pids, clients, ops / 4, move |_| {
             let cc = cc.clone();
             async move {
                 let start = Instant::now();
@@ -188,7 +222,7 @@ async fn bench(server: &ServerChild) -> Value {
         }
         let watches = Arc::new(watches);
         let (cc, t) = (c.clone(), tag.clone());
-        let watch = measure(clients, ops / 2, move |i| {
+        let watch = row(&pids, clients, ops / 2, move |i| {
             let (cc, t, watches) = (cc.clone(), t.clone(), watches.clone());
             async move {
                 let w = i % clients;
@@ -441,8 +475,8 @@ fn print_table(names: &[String], results: &[Value]) {
     let mut head = "| operation | clients |".to_string();
     let mut rule = "|---|---|".to_string();
     for n in names {
-        head += &format!(" {n} p50 ms | {n} p99 ms | {n} req/s |");
-        rule += "---|---|---|";
+        head += &format!(" {n} p50 ms | {n} p99 ms | {n} req/s | {n} server CPU ms/op |");
+        rule += "---|---|---|---|";
     }
     if names.len() == 2 {
         head += &format!(" p99 {}/{} |", names[0], names[1]);
@@ -456,10 +490,11 @@ fn print_table(names: &[String], results: &[Value]) {
         for r in results {
             let v = &r["rows"][key];
             line += &format!(
-                " {} | {} | {:.0} |",
+                " {} | {} | {:.0} | {:.2} |",
                 ms(v["p50"].as_f64().unwrap()),
                 ms(v["p99"].as_f64().unwrap()),
-                v["per_sec"].as_f64().unwrap()
+                v["per_sec"].as_f64().unwrap(),
+                v["cpu_ms_per_op"].as_f64().unwrap_or(0.0)
             );
         }
         if results.len() == 2 {

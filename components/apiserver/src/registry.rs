@@ -6,11 +6,15 @@
 //! [`Typed`] adapts a `Kind` to the object-safe [`Resource`] trait that the handlers use; the
 //! handlers work on `serde_json::Value` and call the typed hooks through it:
 //!
-//! 1. [`Resource::decode`] turns the request JSON into the k8s-openapi type and back. Type
-//!    errors become 400 (naming the field path), missing required fields 422, and every field
-//!    the type does not know is reported so `fieldValidation=Strict|Warn` can act on it.
-//! 2. [`Resource::admit`] applies defaults and runs validation (422 with one cause per field).
-//! 3. The handler does the generic metadata work and writes through `storage`.
+//! 1. The handler does the generic metadata work on the request JSON.
+//! 2. [`Resource::admit`] decodes it into the k8s-openapi type **once** (type errors become
+//!    400 naming the field path, missing required fields 422, and every field the type does
+//!    not know is reported so `fieldValidation=Strict|Warn` can act on it), applies defaults,
+//!    runs validation (causes, 422 with one per field) and encodes the result **once**.
+//! 3. The handler records managedFields and writes through `storage`.
+//!
+//! [`Resource::decode`] (decode and re-encode, no defaults) serves the paths that need the
+//! typed view of a body before it becomes an object (server-side apply, subresource writes).
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -21,7 +25,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{ApiError, Cause};
+
+mod decode;
+
 use crate::table::Column;
+pub use decode::{decode_typed, to_typed, unknown_fields};
 
 /// A subresource a resource serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,20 +233,38 @@ pub struct Decoded {
     pub unknown_fields: Vec<String>,
 }
 
+/// The outcome of [`Resource::admit`].
+#[derive(Debug)]
+pub struct Admitted {
+    /// The object as the typed model encodes it, with defaults (and the initial status, when
+    /// asked for).
+    pub object: Value,
+    /// Paths of fields the typed model does not know (dropped from `object`).
+    pub unknown_fields: Vec<String>,
+    /// Validation failures (empty: valid).
+    pub causes: Vec<Cause>,
+}
+
 /// Object-safe view of a [`Kind`], used by the generic handlers.
 pub trait Resource: Send + Sync {
     /// Static facts.
     fn info(&self) -> &Info;
     /// Decodes JSON into the typed model and back; see the module doc.
     fn decode(&self, value: Value) -> Result<Decoded, ApiError>;
-    /// Defaults then validates; returns the defaulted object.
-    fn admit(&self, value: Value, old: Option<&Value>) -> Result<Value, ApiError>;
+    /// Decodes once, sets the initial status (`initial_status`: a create), applies defaults,
+    /// validates (against `old` on an update) and encodes once; see the module doc. Type
+    /// errors are `Err`; validation failures are [`Admitted::causes`], so the caller can put
+    /// strict field validation (400) before them (422), as Kubernetes does.
+    fn admit(
+        &self,
+        value: Value,
+        old: Option<&Value>,
+        initial_status: bool,
+    ) -> Result<Admitted, ApiError>;
     /// Table columns (after NAME).
     fn columns(&self) -> Vec<Column>;
     /// Table cells (after NAME).
     fn cells(&self, object: &Value, age: &str) -> Vec<Value>;
-    /// Initial status.
-    fn initial_status(&self, object: &Value) -> Option<Value>;
     /// Pool values needed.
     fn claims(&self, object: &Value) -> Vec<Claim>;
     /// Graceful deletion period.
@@ -288,66 +314,9 @@ impl<K: Kind> Typed<K> {
     }
 }
 
-/// Deserializes a request object into its typed model: type errors are 400 naming the field
-/// path, missing required fields 422.
-pub fn to_typed<T: DeserializeOwned>(info: &Info, value: &Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if let Some(field) = inner
-            .strip_prefix("missing field `")
-            .and_then(|r| r.split('`').next())
-        {
-            let full = if path == "." || path.is_empty() {
-                field.to_string()
-            } else {
-                format!("{path}.{field}")
-            };
-            ApiError::Invalid {
-                kind: info.kind.to_string(),
-                group: info.group.to_string(),
-                name: String::new(),
-                causes: vec![Cause::required(full)],
-            }
-        } else {
-            ApiError::BadRequest(format!(
-                "{} in version \"{}\" cannot be handled as a {}: field {path}: {inner}",
-                info.kind, info.version, info.kind
-            ))
-        }
-    })
-}
-
 impl<K: Kind> Default for Typed<K> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// Paths present in `original` but not in `round_tripped` (nulls do not count).
-pub fn unknown_fields(original: &Value, round_tripped: &Value, path: &str, out: &mut Vec<String>) {
-    match (original, round_tripped) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in a {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match b.get(k) {
-                    Some(w) => unknown_fields(v, w, &p, out),
-                    None if !v.is_null() => out.push(p),
-                    None => {}
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            for (i, (v, w)) in a.iter().zip(b.iter()).enumerate() {
-                unknown_fields(v, w, &format!("{path}[{i}]"), out);
-            }
-        }
-        (Value::Object(_), Value::Null) | (Value::Array(_), Value::Null) => {}
-        _ => {}
     }
 }
 
@@ -357,24 +326,25 @@ impl<K: Kind> Resource for Typed<K> {
     }
 
     fn decode(&self, value: Value) -> Result<Decoded, ApiError> {
-        let typed = self.to_typed(&value)?;
+        let (typed, unknown_fields) = decode_typed::<K::Obj>(&self.info, &value)?;
         let object =
             serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let mut unknown = Vec::new();
-        unknown_fields(&value, &object, "", &mut unknown);
         Ok(Decoded {
             object,
-            unknown_fields: unknown,
+            unknown_fields,
         })
     }
 
-    fn admit(&self, value: Value, old: Option<&Value>) -> Result<Value, ApiError> {
-        let name = value
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let mut typed = self.to_typed(&value)?;
+    fn admit(
+        &self,
+        value: Value,
+        old: Option<&Value>,
+        initial_status: bool,
+    ) -> Result<Admitted, ApiError> {
+        let (mut typed, unknown_fields) = decode_typed::<K::Obj>(&self.info, &value)?;
+        drop(value);
+        // From the object as sent, before defaults (as the status was computed before).
+        let status = initial_status.then(|| K::initial_status(&typed)).flatten();
         K::defaults(&mut typed);
         let mut causes = Vec::new();
         K::validate(&typed, &mut causes);
@@ -382,15 +352,16 @@ impl<K: Kind> Resource for Typed<K> {
             let old = self.to_typed(old)?;
             K::validate_update(&typed, &old, &mut causes);
         }
-        if !causes.is_empty() {
-            return Err(ApiError::Invalid {
-                kind: self.info.kind.to_string(),
-                group: self.info.group.to_string(),
-                name,
-                causes,
-            });
+        let mut object =
+            serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if let (Some(status), Some(map)) = (status, object.as_object_mut()) {
+            map.insert("status".into(), status);
         }
-        serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))
+        Ok(Admitted {
+            object,
+            unknown_fields,
+            causes,
+        })
     }
 
     fn columns(&self) -> Vec<Column> {
@@ -403,12 +374,6 @@ impl<K: Kind> Resource for Typed<K> {
             Ok(typed) => K::cells(&typed, age),
             Err(_) => vec![Value::String(age.to_string())],
         }
-    }
-
-    fn initial_status(&self, object: &Value) -> Option<Value> {
-        <K::Obj as serde::Deserialize>::deserialize(object)
-            .ok()
-            .and_then(|t| K::initial_status(&t))
     }
 
     fn claims(&self, object: &Value) -> Vec<Claim> {
@@ -479,21 +444,5 @@ impl Registry {
             }
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn unknown_fields_are_found_with_paths() {
-        let original =
-            json!({"spec": {"containers": [{"name": "a", "imagee": "x"}], "bogus": 1, "n": null}});
-        let round = json!({"spec": {"containers": [{"name": "a"}]}});
-        let mut out = Vec::new();
-        unknown_fields(&original, &round, "", &mut out);
-        assert_eq!(out, vec!["spec.bogus", "spec.containers[0].imagee"]);
     }
 }

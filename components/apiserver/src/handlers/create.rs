@@ -29,9 +29,10 @@ pub async fn create(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
         .body
         .as_ref()
         .ok_or_else(|| ApiError::BadRequest("create needs a body".into()))?;
-    let value = meta::parse_body(body)?;
-    let (object, warnings) = meta::decode_object(req, value)?;
-    let (created, code) = create_object(ctx, req, object, req.dry_run()?).await?;
+    let (mut value, duplicates) = meta::parse_body_checked(body)?;
+    meta::check_type(req.resource.info(), &mut value)?;
+    let (created, code, warnings) =
+        create_checked(ctx, req, value, req.dry_run()?, Some(duplicates)).await?;
     Ok(Reply::Object {
         code,
         body: created,
@@ -39,13 +40,33 @@ pub async fn create(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     })
 }
 
-/// Creates a decoded object (also used by server-side apply on a missing object).
+/// Creates an object whose unknown fields were already dealt with (server-side apply on a
+/// missing object, the server's own objects at start): they are dropped silently.
 pub async fn create_object(
+    ctx: &Ctx,
+    req: &Req,
+    object: Value,
+    dry_run: bool,
+) -> Result<(Value, u16), ApiError> {
+    create_checked(ctx, req, object, dry_run, None)
+        .await
+        .map(|(created, code, _)| (created, code))
+}
+
+/// Creates an object (apiVersion/kind checked). `check`: the body's duplicate keys, when its
+/// unknown and duplicate fields are to be handled per `?fieldValidation=` (returned as
+/// warnings, or a 400 for `Strict`); `None` drops unknown fields silently.
+///
+/// The object is decoded into its typed model once, in [`crate::registry::Resource::admit`],
+/// after the generic metadata work; the namespace is checked through the create's own
+/// transaction (see [`meta::namespace_guard`]).
+pub async fn create_checked(
     ctx: &Ctx,
     req: &Req,
     mut object: Value,
     dry_run: bool,
-) -> Result<(Value, u16), ApiError> {
+    check: Option<Vec<String>>,
+) -> Result<(Value, u16, Vec<String>), ApiError> {
     let info = req.resource.info();
     meta::check_identity(req, &object, None)?;
     {
@@ -63,6 +84,7 @@ pub async fn create_object(
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
             "selfLink",
+            "resourceVersion",
         ] {
             m.remove(f);
         }
@@ -85,18 +107,17 @@ pub async fn create_object(
             }
         }
     }
-    if info.has(Sub::Status) {
-        if let Some(map) = object.as_object_mut() {
-            map.remove("status");
-        }
-        if let Some(status) = req.resource.initial_status(&object) {
-            object["status"] = status;
-        }
+    let initial_status = info.has(Sub::Status);
+    if initial_status && let Some(map) = object.as_object_mut() {
+        map.remove("status");
     }
-    if let Some(ns) = req.namespace() {
-        let name = meta_str(&object, "name").unwrap_or_default().to_string();
-        meta::check_namespace(ctx, info, ns, &name).await?;
-    }
+    let guard = match req.namespace() {
+        Some(ns) => {
+            let name = meta_str(&object, "name").unwrap_or_default();
+            Some(meta::namespace_guard(ctx, info, ns, name).await?)
+        }
+        None => None,
+    };
     let generate = meta_str(&object, "generateName")
         .filter(|g| !g.is_empty())
         .map(str::to_string);
@@ -108,8 +129,16 @@ pub async fn create_object(
     };
     let manager = req.field_manager();
     let mut last_err = None;
-    for _ in 0..attempts {
-        let mut candidate = object.clone();
+    let mut check = check;
+    let mut warnings = Vec::new();
+    for attempt in 0..attempts {
+        // Only a generated name is retried: the last (usually the only) attempt takes the
+        // object instead of copying it.
+        let mut candidate = if attempt + 1 == attempts {
+            std::mem::take(&mut object)
+        } else {
+            object.clone()
+        };
         if let (Some(g), false) = (&generate, named) {
             meta_mut(&mut candidate).insert(
                 "name".into(),
@@ -117,25 +146,12 @@ pub async fn create_object(
             );
         }
         let mut causes = meta::validate_meta(info, &candidate);
-        let admitted = match req.resource.admit(candidate, None) {
-            Ok(a) => a,
-            Err(ApiError::Invalid {
-                causes: c,
-                kind,
-                group,
-                name,
-            }) => {
-                causes.extend(c);
-                return Err(ApiError::Invalid {
-                    kind,
-                    group,
-                    name,
-                    causes,
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        let name = meta_str(&admitted, "name").unwrap_or_default().to_string();
+        let name = meta_str(&candidate, "name").unwrap_or_default().to_string();
+        let admitted = req.resource.admit(candidate, None, initial_status)?;
+        if let Some(duplicates) = check.take() {
+            warnings = meta::field_validation(req, &admitted.unknown_fields, &duplicates)?;
+        }
+        causes.extend(admitted.causes);
         if !causes.is_empty() {
             return Err(ApiError::Invalid {
                 kind: info.kind.into(),
@@ -144,14 +160,19 @@ pub async fn create_object(
                 causes,
             });
         }
-        let mut admitted = admitted;
+        let mut admitted = admitted.object;
         super::check_escalation(ctx, req, &admitted, None)?;
         if admitted.pointer("/metadata/managedFields").is_none() {
             crate::patch::managed::record(None, &mut admitted, &manager, "Update", None);
         }
         let key = req.key(&name);
-        match write::create(ctx, req.resource.as_ref(), &key, admitted, dry_run).await {
-            Ok(created) => return Ok((created, 201)),
+        let target = write::Target {
+            key: &key,
+            namespace: req.namespace(),
+            guard: guard.clone(),
+        };
+        match write::create(ctx, req.resource.as_ref(), target, admitted, dry_run).await {
+            Ok(created) => return Ok((created, 201, warnings)),
             Err(e @ ApiError::AlreadyExists(_)) if generate.is_some() && !named => {
                 last_err = Some(e)
             }

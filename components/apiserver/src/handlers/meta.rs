@@ -8,7 +8,11 @@ use serde_json::{Map, Value, json};
 use super::{Body, Ctx, Req};
 use crate::error::{ApiError, Cause, ObjectRef};
 use crate::registry::{Info, Resource};
-use crate::storage::Key;
+use crate::storage::{Guard, Key};
+
+mod json;
+
+pub use json::{duplicate_fields, parse_json};
 
 /// Current time as Kubernetes writes timestamps (seconds, UTC).
 pub fn now() -> String {
@@ -20,12 +24,19 @@ pub fn now() -> String {
 
 /// Parses a body as JSON, or YAML for YAML media types. Malformed input is a 400.
 pub fn parse_body(body: &Body) -> Result<Value, ApiError> {
+    parse_body_checked(body).map(|(v, _)| v)
+}
+
+/// [`parse_body`], also returning the paths of duplicate keys (JSON bodies; see
+/// [`parse_json`]).
+pub fn parse_body_checked(body: &Body) -> Result<(Value, Vec<String>), ApiError> {
     let yaml = body.content_type.contains("yaml");
-    let value: Value = if yaml {
-        serde_yaml_ng::from_slice(&body.bytes)
-            .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))?
+    let (value, dups) = if yaml {
+        let v: Value = serde_yaml_ng::from_slice(&body.bytes)
+            .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))?;
+        (v, Vec::new())
     } else {
-        serde_json::from_slice(&body.bytes).map_err(|e| {
+        parse_json(&body.bytes).map_err(|e| {
             ApiError::BadRequest(format!("couldn't decode the request body as JSON: {e}"))
         })?
     };
@@ -34,88 +45,7 @@ pub fn parse_body(body: &Body) -> Result<Value, ApiError> {
             "the request body must be a JSON/YAML object".into(),
         ));
     }
-    Ok(value)
-}
-
-/// Paths of keys that appear twice in one JSON object of `bytes` (`spec.containers[0].name`).
-/// serde_json keeps the last of duplicates silently; Kubernetes' strict decoding reports them.
-pub fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
-    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-    use std::cell::RefCell;
-
-    struct Walk<'a> {
-        path: String,
-        out: &'a RefCell<Vec<String>>,
-    }
-    impl<'de> DeserializeSeed<'de> for Walk<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Walk<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = std::collections::HashSet::new();
-            while let Some(k) = map.next_key::<String>()? {
-                let path = if self.path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{}.{k}", self.path)
-                };
-                if !seen.insert(k) {
-                    self.out.borrow_mut().push(path.clone());
-                }
-                map.next_value_seed(Walk {
-                    path,
-                    out: self.out,
-                })?;
-            }
-            Ok(())
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let mut i = 0;
-            while seq
-                .next_element_seed(Walk {
-                    path: format!("{}[{i}]", self.path),
-                    out: self.out,
-                })?
-                .is_some()
-            {
-                i += 1;
-            }
-            Ok(())
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_unit<E>(self) -> Result<(), E> {
-            Ok(())
-        }
-    }
-    let out = RefCell::new(Vec::new());
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let _ = Walk {
-        path: String::new(),
-        out: &out,
-    }
-    .deserialize(&mut de);
-    out.into_inner()
+    Ok((value, dups))
 }
 
 /// Fills in or checks `apiVersion` and `kind` against the resource of the URL.
@@ -162,21 +92,39 @@ pub fn check_type(info: &Info, object: &mut Value) -> Result<(), ApiError> {
 pub fn decode_object(req: &Req, mut value: Value) -> Result<(Value, Vec<String>), ApiError> {
     check_type(req.resource.info(), &mut value)?;
     let decoded = req.resource.decode(value)?;
+    let warnings = field_validation(req, &decoded.unknown_fields, &body_duplicates(req))?;
+    Ok((decoded.object, warnings))
+}
+
+/// Duplicate keys of the request's JSON body (none for YAML or no body).
+pub fn body_duplicates(req: &Req) -> Vec<String> {
+    if req.query.get("fieldValidation") == Some("Ignore") {
+        return Vec::new();
+    }
+    req.body
+        .as_ref()
+        .filter(|b| b.content_type.contains("json"))
+        .map(|b| duplicate_fields(&b.bytes))
+        .unwrap_or_default()
+}
+
+/// Applies `?fieldValidation=` to the unknown fields of a decode and the duplicate keys of
+/// the body: `Strict` refuses them (400), `Warn` (the default) returns them as warnings,
+/// `Ignore` drops them.
+pub fn field_validation(
+    req: &Req,
+    unknown_fields: &[String],
+    duplicates: &[String],
+) -> Result<Vec<String>, ApiError> {
     let mode = req.query.get("fieldValidation").unwrap_or("Warn");
-    let mut messages: Vec<String> = decoded
-        .unknown_fields
+    let mut messages: Vec<String> = unknown_fields
         .iter()
         .map(|f| format!("unknown field \"{f}\""))
         .collect();
-    if mode != "Ignore"
-        && let Some(body) = req
-            .body
-            .as_ref()
-            .filter(|b| b.content_type.contains("json"))
-    {
+    if mode != "Ignore" {
         messages.extend(
-            duplicate_fields(&body.bytes)
-                .into_iter()
+            duplicates
+                .iter()
                 .map(|f| format!("duplicate field \"{f}\"")),
         );
     }
@@ -185,8 +133,8 @@ pub fn decode_object(req: &Req, mut value: Value) -> Result<(Value, Vec<String>)
             "strict decoding error: {}",
             messages.join(", ")
         ))),
-        "Strict" | "Warn" => Ok((decoded.object, messages)),
-        "Ignore" => Ok((decoded.object, Vec::new())),
+        "Strict" | "Warn" => Ok(messages),
+        "Ignore" => Ok(Vec::new()),
         other => Err(ApiError::BadRequest(format!(
             "fieldValidation={other:?}: must be one of Strict, Warn, Ignore"
         ))),
@@ -322,23 +270,57 @@ pub fn validate_meta(info: &Info, object: &Value) -> Vec<Cause> {
     causes
 }
 
-/// Fails unless the namespace exists and is not terminating.
-pub async fn check_namespace(ctx: &Ctx, info: &Info, ns: &str, name: &str) -> Result<(), ApiError> {
-    let stored = ctx.store.get(&Key::object("namespaces", None, ns)).await?;
+/// The namespace an object is created in, as a [`Guard`] for the create's transaction: from
+/// the revision remembered when it was last found live and not terminating (no store round
+/// trip), else read now. A namespace changed since fails the transaction's compare and is
+/// re-read with [`namespace_guard_live`], so the memo is never trusted blindly.
+pub async fn namespace_guard(
+    ctx: &Ctx,
+    info: &Info,
+    ns: &str,
+    name: &str,
+) -> Result<Guard, ApiError> {
+    let key = Key::object("namespaces", None, ns);
+    match ctx.store.recall(&key) {
+        Some(revision) => Ok(Guard { key, revision }),
+        None => namespace_guard_live(ctx, info, ns, name).await,
+    }
+}
+
+/// Reads the namespace (linearizable): 404 if missing, 403 if terminating, else its guard
+/// (and remembers its revision).
+pub async fn namespace_guard_live(
+    ctx: &Ctx,
+    info: &Info,
+    ns: &str,
+    name: &str,
+) -> Result<Guard, ApiError> {
+    let key = Key::object("namespaces", None, ns);
+    let stored = ctx.store.get(&key).await?;
     match stored {
-        None => Err(ApiError::NotFound(ObjectRef {
-            group: String::new(),
-            resource: "namespaces".into(),
-            kind: "Namespace".into(),
-            name: ns.to_string(),
-        })),
+        None => {
+            ctx.store.forget(&key);
+            Err(ApiError::NotFound(ObjectRef {
+                group: String::new(),
+                resource: "namespaces".into(),
+                kind: "Namespace".into(),
+                name: ns.to_string(),
+            }))
+        }
         Some(s) if meta_str(&s.object, "deletionTimestamp").is_some() => {
+            ctx.store.forget(&key);
             Err(ApiError::NamespaceTerminating {
                 object: object_ref(info, name),
                 namespace: ns.to_string(),
             })
         }
-        Some(_) => Ok(()),
+        Some(s) => {
+            ctx.store.remember(&key, s.revision);
+            Ok(Guard {
+                key,
+                revision: s.revision,
+            })
+        }
     }
 }
 
@@ -425,6 +407,22 @@ impl Filter {
     }
 }
 
+/// Reads the object a write starts from. `fast`: from the member's applied state without a
+/// leadership round (the write's `mod_revision` compare catches a stale read; a missing object
+/// is re-read linearizably before it becomes a 404). Otherwise as [`must_get`].
+pub async fn get_for_write(
+    ctx: &Ctx,
+    res: &dyn Resource,
+    key: &Key,
+    name: &str,
+    fast: bool,
+) -> Result<crate::storage::Stored, ApiError> {
+    if fast && let Some(stored) = ctx.store.get_serializable(key).await? {
+        return Ok(stored);
+    }
+    must_get(ctx, res, key, name).await
+}
+
 /// Reads the object or fails with 404.
 pub async fn must_get(
     ctx: &Ctx,
@@ -448,17 +446,6 @@ mod tests {
         assert_eq!(field_value(&o, "spec.nodeName"), "n1");
         assert_eq!(field_value(&o, "spec.unschedulable"), "true");
         assert_eq!(field_value(&o, "status.podIP"), "");
-    }
-
-    #[test]
-    fn duplicate_keys_are_found_with_paths() {
-        let body = br#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"image":"x","image":"y"}]}}"#;
-        assert_eq!(
-            duplicate_fields(body),
-            ["metadata.name", "spec.containers[0].image"]
-        );
-        assert!(duplicate_fields(br#"{"a":1,"b":{"a":2}}"#).is_empty());
-        assert!(duplicate_fields(b"{broken").is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::update::{Part, guaranteed_update, pinned_rv, prepare_update};
+use super::update::{Part, guaranteed_update, pinned_rv, prepare_update, prepare_update_checked};
 use super::{Ctx, Reply, Req, create, meta};
 use crate::error::ApiError;
 use crate::patch::apply::{Applied, apply};
@@ -29,12 +29,25 @@ pub async fn patch_part(ctx: &Ctx, req: &Req, part: Part) -> Result<Reply, ApiEr
     let ty = req.resource.schema_name();
     let manager = req.field_manager();
     let mut warnings = Vec::new();
+    // The patch's duplicate keys: found once, not per retry.
+    let duplicates = meta::body_duplicates(req);
     let updated = guaranteed_update(ctx, req, &name, |old| {
-        let patched = apply_patch(kind, old, &body.bytes, schemas, &ty)?;
-        let (decoded, w) = meta::decode_object(req, patched)?;
+        let mut patched = apply_patch(kind, old, &body.bytes, schemas, &ty)?;
+        if part != Part::Main {
+            // A subresource write takes a part of the result: decode all of it for its
+            // unknown fields.
+            let (decoded, w) = meta::decode_object(req, patched)?;
+            warnings = w;
+            let pinned = pinned_rv(&decoded)?;
+            let new = prepare_update(req, old, decoded, part, Some(&manager))?;
+            return Ok((new, pinned));
+        }
+        // The main resource: one typed decode, in admission.
+        meta::check_type(req.resource.info(), &mut patched)?;
+        let pinned = pinned_rv(&patched)?;
+        let (new, w) =
+            prepare_update_checked(req, old, patched, part, Some(&manager), Some(&duplicates))?;
         warnings = w;
-        let pinned = pinned_rv(&decoded)?;
-        let new = prepare_update(req, old, decoded, part, Some(&manager))?;
         Ok((new, pinned))
     })
     .await?;

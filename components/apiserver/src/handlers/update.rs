@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::meta::{self, meta_mut, meta_str, must_get};
+use super::meta::{self, meta_mut, meta_str};
 use super::write::{self, WriteError};
 use super::{Ctx, Reply, Req};
 use crate::error::ApiError;
@@ -36,7 +36,37 @@ pub fn prepare_update(
     part: Part,
     manager: Option<&str>,
 ) -> Result<Value, ApiError> {
+    prepare_update_checked(req, old, incoming, part, manager, None).map(|(new, _)| new)
+}
+
+/// [`prepare_update`] of an `incoming` object that was not decoded yet (apiVersion/kind
+/// checked): `check` holds the body's duplicate keys, and its unknown and duplicate fields
+/// are handled per `?fieldValidation=` (warnings returned, or 400 for `Strict`). The typed
+/// decode happens once, in admission.
+pub fn prepare_update_checked(
+    req: &Req,
+    old: &Value,
+    incoming: Value,
+    part: Part,
+    manager: Option<&str>,
+    check: Option<&[String]>,
+) -> Result<(Value, Vec<String>), ApiError> {
     let info = req.resource.info();
+    // The main resource takes status from the stored object, so admission never sees a
+    // status the client sent. In the rare case it sent one that differs, decode the body as
+    // sent for its unknown fields, as Kubernetes' strict decoding does before it drops status.
+    let sent_unknown = match check {
+        Some(_)
+            if part == Part::Main
+                && info.has(Sub::Status)
+                && incoming
+                    .get("status")
+                    .is_some_and(|s| Some(s) != old.get("status")) =>
+        {
+            Some(req.resource.decode(incoming.clone())?.unknown_fields)
+        }
+        _ => None,
+    };
     let mut new = match part {
         Part::Main => {
             let mut new = incoming;
@@ -79,7 +109,7 @@ pub fn prepare_update(
         .map(|u| crate::error::Cause::invalid("metadata.uid", u, "field is immutable"));
     // Server-owned metadata always comes from the stored object.
     {
-        let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
+        let old_meta = old.get("metadata").and_then(Value::as_object);
         let m = meta_mut(&mut new);
         for f in [
             "uid",
@@ -90,7 +120,7 @@ pub fn prepare_update(
             "name",
             "namespace",
         ] {
-            match old_meta.get(f) {
+            match old_meta.and_then(|o| o.get(f)) {
                 Some(v) => {
                     m.insert(f.into(), v.clone());
                 }
@@ -104,24 +134,17 @@ pub fn prepare_update(
     let mut causes = meta::validate_meta(info, &new);
     causes.extend(uid_change);
     causes.extend(meta::new_finalizers_while_deleting(&new, old));
-    let mut new = match req.resource.admit(new, Some(old)) {
-        Ok(a) => a,
-        Err(ApiError::Invalid {
-            causes: c,
-            kind,
-            group,
-            name,
-        }) => {
-            causes.extend(c);
-            return Err(ApiError::Invalid {
-                kind,
-                group,
-                name,
-                causes,
-            });
-        }
-        Err(e) => return Err(e),
+    let admitted = req.resource.admit(new, Some(old), false)?;
+    let warnings = match check {
+        Some(duplicates) => meta::field_validation(
+            req,
+            sent_unknown.as_deref().unwrap_or(&admitted.unknown_fields),
+            duplicates,
+        )?,
+        None => Vec::new(),
     };
+    causes.extend(admitted.causes);
+    let mut new = admitted.object;
     if !causes.is_empty() {
         return Err(ApiError::Invalid {
             kind: info.kind.into(),
@@ -145,7 +168,7 @@ pub fn prepare_update(
     if let Some(manager) = manager {
         crate::patch::managed::record(Some(old), &mut new, manager, "Update", sub);
     }
-    Ok(new)
+    Ok((new, warnings))
 }
 
 /// Reads, transforms and writes an object, retrying on concurrent modification unless the
@@ -162,21 +185,29 @@ where
     let res = req.resource.as_ref();
     let key = req.key(name);
     let dry_run = req.dry_run()?;
+    // The first read skips the store's leadership round (`serializable`): the write's
+    // revision compare catches a stale read, which is then re-read linearizably — so is a
+    // pinned resourceVersion that does not match, before it becomes a 409.
+    let mut fast = true;
     for _ in 0..UNCONDITIONAL_RETRIES {
-        let old = must_get(ctx, res, &key, name).await?;
+        let old = meta::get_for_write(ctx, res, &key, name, fast).await?;
         let (new, pinned) = transform(&old.object)?;
         if let Some(rv) = pinned
             && rv != old.revision
         {
+            if fast {
+                fast = false;
+                continue;
+            }
             return Err(write::conflict(res, name));
         }
         super::check_escalation(ctx, req, &new, Some(&old.object))?;
         match write::replace(ctx, res, &key, &old, new, dry_run).await {
             Ok(v) => return Ok(v),
-            Err(WriteError::Stale(_)) if pinned.is_some() => {
+            Err(WriteError::Stale(_)) if pinned.is_some() && !fast => {
                 return Err(write::conflict(res, name));
             }
-            Err(WriteError::Stale(_)) => continue,
+            Err(WriteError::Stale(_)) => fast = false,
             Err(WriteError::Api(e)) => return Err(e),
         }
     }
@@ -203,16 +234,42 @@ pub async fn update_part(ctx: &Ctx, req: &Req, part: Part) -> Result<Reply, ApiE
         .body
         .as_ref()
         .ok_or_else(|| ApiError::BadRequest("update needs a body".into()))?;
-    let value = meta::parse_body(body)?;
-    let (incoming, warnings) = meta::decode_object(req, value)?;
+    let manager = req.field_manager();
+    if part != Part::Main {
+        // Subresource writes take a part of the body: decode all of it for its unknown fields.
+        let value = meta::parse_body(body)?;
+        let (incoming, warnings) = meta::decode_object(req, value)?;
+        meta::check_identity(req, &incoming, Some(&name))?;
+        let pinned = pinned_rv(&incoming)?;
+        let updated = guaranteed_update(ctx, req, &name, |old| {
+            Ok((
+                prepare_update(req, old, incoming.clone(), part, Some(&manager))?,
+                pinned,
+            ))
+        })
+        .await?;
+        return Ok(Reply::Object {
+            code: 200,
+            body: updated,
+            warnings,
+        });
+    }
+    let (mut incoming, duplicates) = meta::parse_body_checked(body)?;
+    meta::check_type(req.resource.info(), &mut incoming)?;
     meta::check_identity(req, &incoming, Some(&name))?;
     let pinned = pinned_rv(&incoming)?;
-    let manager = req.field_manager();
+    let mut warnings = Vec::new();
     let updated = guaranteed_update(ctx, req, &name, |old| {
-        Ok((
-            prepare_update(req, old, incoming.clone(), part, Some(&manager))?,
-            pinned,
-        ))
+        let (new, w) = prepare_update_checked(
+            req,
+            old,
+            incoming.clone(),
+            part,
+            Some(&manager),
+            Some(&duplicates),
+        )?;
+        warnings = w;
+        Ok((new, pinned))
     })
     .await?;
     Ok(Reply::Object {

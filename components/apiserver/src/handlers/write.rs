@@ -10,7 +10,7 @@ use super::Ctx;
 use super::meta::{meta_str, object_ref};
 use crate::error::ApiError;
 use crate::registry::{Pool, Resource};
-use crate::storage::{Key, Marker, StorageError, Stored, keys, with_revision};
+use crate::storage::{Guard, Key, Marker, StorageError, Stored, keys, with_revision};
 
 /// How many times a write re-picks allocations that lost a race before giving up.
 const ALLOCATION_ATTEMPTS: usize = 16;
@@ -206,29 +206,61 @@ fn already_allocated(res: &dyn Resource, object: &Value, marker: &str) -> ApiErr
     }
 }
 
+/// Where a create goes: its key, and for a namespaced object its namespace with the guard
+/// the create's transaction compares (see [`super::meta::namespace_guard`]).
+pub struct Target<'a> {
+    /// The object's key.
+    pub key: &'a Key,
+    /// The namespace of a namespaced object.
+    pub namespace: Option<&'a str>,
+    /// The namespace's revision as checked (`None`: not namespaced).
+    pub guard: Option<Guard>,
+}
+
 /// Creates an object with its allocations. Returns the stored object.
 pub async fn create(
     ctx: &Ctx,
     res: &dyn Resource,
-    key: &Key,
+    target: Target<'_>,
     mut object: Value,
     dry_run: bool,
 ) -> Result<Value, ApiError> {
+    let Target {
+        key,
+        namespace,
+        mut guard,
+    } = target;
     let name = meta_str(&object, "name").unwrap_or_default().to_string();
     let mut avoid = HashSet::new();
     // Each attempt starts from the object as asked for: values picked by a lost attempt are
-    // not requests.
-    let asked = object.clone();
+    // not requests. Objects without claims (all but Services) are never changed by `plan`,
+    // so they are not copied.
+    let asked = (!res.claims(&object).is_empty()).then(|| object.clone());
     for _ in 0..ALLOCATION_ATTEMPTS {
-        object = asked.clone();
+        if let Some(asked) = &asked {
+            object = asked.clone();
+        }
         let (markers, picked) = plan(ctx, res, &mut object, None, &avoid).await?;
         if dry_run {
             return Ok(object);
         }
-        match ctx.store.create(key, &object, &markers).await {
+        match ctx
+            .store
+            .create_guarded(key, &object, &markers, guard.as_ref())
+            .await
+        {
             Ok(rev) => return Ok(with_revision(object, rev)),
             Err(StorageError::Exists(_)) => {
                 return Err(ApiError::AlreadyExists(object_ref(res.info(), &name)));
+            }
+            Err(StorageError::GuardChanged(_)) => {
+                // The namespace changed since it was checked (or the remembered revision
+                // is old): check it again, now; a deleted or terminating one fails here.
+                if let (Some(ns), Some(g)) = (namespace, &guard) {
+                    ctx.store.forget(&g.key);
+                    guard =
+                        Some(super::meta::namespace_guard_live(ctx, res.info(), ns, &name).await?);
+                }
             }
             Err(StorageError::MarkerTaken(m)) if picked.contains(&m) => {
                 avoid.insert(m.rsplit('/').next().unwrap_or_default().to_string());
@@ -288,9 +320,12 @@ pub async fn replace(
         return Ok(with_revision(new, rev));
     }
     let mut avoid = HashSet::new();
-    let asked = new.clone();
+    // As in `create`: `plan` changes only objects with claims, so only they are copied.
+    let asked = (!res.claims(&new).is_empty()).then(|| new.clone());
     for _ in 0..ALLOCATION_ATTEMPTS {
-        new = asked.clone();
+        if let Some(asked) = &asked {
+            new = asked.clone();
+        }
         let (markers, picked) = plan(ctx, res, &mut new, Some(&old.object), &avoid).await?;
         if dry_run {
             return Ok(with_revision(new, old.revision));

@@ -73,18 +73,56 @@ pub fn changed(old: &Value, new: &Value, ty: Option<&str>) -> Value {
     diff(Some(old), new, ty).unwrap_or(json!({}))
 }
 
+/// Which fields of an object node a diff covers: all, or (at the top of an object) those
+/// [`owned_part`] keeps, or (in its metadata) the user-owned metadata fields.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    All,
+    Top(Option<&'a str>),
+    Meta,
+}
+
+impl Scope<'_> {
+    fn covers(self, key: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Meta => OWNED_META.contains(&key),
+            Scope::Top(Some("status")) => key == "status",
+            Scope::Top(_) => !matches!(key, "status" | "apiVersion" | "kind"),
+        }
+    }
+}
+
 /// Builds the (changed) field tree; `None` when nothing under this node changed.
 fn diff(old: Option<&Value>, new: &Value, ty: Option<&str>) -> Option<Value> {
+    diff_in(old, new, ty, Scope::All)
+}
+
+/// [`diff`] over the fields `scope` covers. `diff_in(old, new, ty, Scope::Top(sub))` equals
+/// `diff(owned_part(old, sub), owned_part(new, sub), ty)` without copying either object.
+fn diff_in(old: Option<&Value>, new: &Value, ty: Option<&str>, scope: Scope<'_>) -> Option<Value> {
     let Value::Object(m) = new else {
         return (old != Some(new)).then(|| json!({}));
     };
     let mut out = Map::new();
     for (k, v) in m {
-        if v.is_null() {
+        if v.is_null() || !scope.covers(k) {
             continue;
         }
         let field = schemas().field(ty, k);
         let o = old.and_then(|o| o.get(k));
+        if matches!(scope, Scope::Top(_)) && k == "metadata" {
+            // owned_part keeps metadata only as its user-owned fields.
+            let o = o.filter(|o| o.is_object());
+            if let Some(c) = v
+                .is_object()
+                .then(|| diff_in(o, v, field.ty.as_deref(), Scope::Meta))
+                .flatten()
+            {
+                out.insert(format!("f:{k}"), c);
+            }
+            continue;
+        }
         let child = match (v, field.strategy) {
             (Value::Object(inner), s) if s != Some(Strategy::AtomicMap) && !inner.is_empty() => {
                 diff(o, v, field.ty.as_deref())
@@ -281,11 +319,7 @@ pub fn record(
     sub: Option<&str>,
 ) {
     let ty = type_of(new);
-    let new_part = owned_part(new, sub);
-    let set = match old {
-        None => fieldset(&new_part, ty.as_deref()),
-        Some(o) => changed(&owned_part(o, sub), &new_part, ty.as_deref()),
-    };
+    let set = diff_in(old, new, ty.as_deref(), Scope::Top(sub)).unwrap_or(json!({}));
     // A write that sets managedFields itself (kubectl's client-side to server-side apply
     // migration does, with a JSON patch) has them taken as given, as Kubernetes does; an
     // absent, empty or malformed list keeps the stored entries, and so do subresources.
@@ -330,6 +364,36 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scoped_diff_equals_the_diff_of_owned_parts() {
+        let ty = Some("io.k8s.api.apps.v1.Deployment");
+        let old = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "uid": "u1", "labels": {"a": "1"}, "resourceVersion": "3"},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
+            "status": {"replicas": 1}});
+        let new = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "uid": "u2", "labels": {"a": "2", "b": "1"}, "annotations": {"n": "v"}},
+            "spec": {"replicas": 3, "paused": null, "template": {"spec": {"containers": [{"name": "c", "image": "y"}, {"name": "d", "image": "z"}]}}},
+            "status": {"replicas": 2}});
+        let no_meta = json!({"metadata": {"name": "d"}, "spec": {"replicas": 1}});
+        for sub in [None, Some("status"), Some("finalize")] {
+            for (o, n) in [
+                (Some(&old), &new),
+                (None, &new),
+                (Some(&new), &old),
+                (Some(&old), &no_meta),
+                (Some(&no_meta), &new),
+            ] {
+                let expected = match o {
+                    None => fieldset(&owned_part(n, sub), ty),
+                    Some(o) => changed(&owned_part(o, sub), &owned_part(n, sub), ty),
+                };
+                let got = diff_in(o, n, ty, Scope::Top(sub)).unwrap_or(json!({}));
+                assert_eq!(got, expected, "sub {sub:?}, old {o:?}, new {n}");
+            }
+        }
+    }
 
     #[test]
     fn sets_use_merge_keys_and_diff_changes() {

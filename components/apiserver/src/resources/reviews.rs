@@ -17,9 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::registry::{
-    Claim, Decoded, Info, Registry, Resource, Storage, to_typed, unknown_fields,
-};
+use crate::registry::{Admitted, Claim, Decoded, Info, Registry, Resource, Storage, decode_typed};
 use crate::table::Column;
 
 /// A create-only computed resource over the k8s-openapi type `T`.
@@ -74,20 +72,29 @@ where
     }
 
     fn decode(&self, value: Value) -> Result<Decoded, ApiError> {
-        let typed: T = to_typed(&self.info, &value)?;
+        let (typed, unknown_fields) = decode_typed::<T>(&self.info, &value)?;
         let object =
             serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let mut unknown = Vec::new();
-        unknown_fields(&value, &object, "", &mut unknown);
         Ok(Decoded {
             object,
-            unknown_fields: unknown,
+            unknown_fields,
         })
     }
 
-    fn admit(&self, value: Value, _old: Option<&Value>) -> Result<Value, ApiError> {
-        let typed: T = to_typed(&self.info, &value)?;
-        serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))
+    fn admit(
+        &self,
+        value: Value,
+        _old: Option<&Value>,
+        _initial_status: bool,
+    ) -> Result<Admitted, ApiError> {
+        let (typed, unknown_fields) = decode_typed::<T>(&self.info, &value)?;
+        let object =
+            serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(Admitted {
+            object,
+            unknown_fields,
+            causes: Vec::new(),
+        })
     }
 
     fn columns(&self) -> Vec<Column> {
@@ -96,10 +103,6 @@ where
 
     fn cells(&self, _object: &Value, _age: &str) -> Vec<Value> {
         Vec::new()
-    }
-
-    fn initial_status(&self, _object: &Value) -> Option<Value> {
-        None
     }
 
     fn claims(&self, _object: &Value) -> Vec<Claim> {

@@ -14,6 +14,12 @@
 //! - [`watch`]: etcd watches from a revision, with previous values, turned into object events;
 //!   a compacted revision becomes [`StorageError::Compacted`] (HTTP 410 Gone).
 //!
+//! Guards: a create may carry a [`Guard`], a key whose `mod_revision` must be unchanged in the
+//! same transaction (the namespace a namespaced object is created in). The handlers remember
+//! the revision of a namespace they found live and not terminating ([`Store::recall`]), so a
+//! create costs one store round trip (the transaction) instead of a read and a transaction;
+//! a namespace changed since (deleted, marked terminating) fails the compare and is re-read.
+//!
 //! Side keys: a write may carry [`Marker`]s, extra keys created (only if absent) or deleted in
 //! the same transaction. The Service IP and NodePort allocators use them so that two Services
 //! can never hold the same address, even when created concurrently by different API servers.
@@ -21,6 +27,9 @@
 pub mod keys;
 pub mod list;
 pub mod watch;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
@@ -57,6 +66,9 @@ pub enum StorageError {
     /// A marker key to be created is already held (allocation collision).
     #[error("marker {0} is already held")]
     MarkerTaken(String),
+    /// A [`Guard`] key changed (or vanished) since its revision was taken.
+    #[error("key {0} changed since it was checked")]
+    GuardChanged(String),
     /// The requested revision was compacted away.
     #[error("required revision {requested} has been compacted (compacted up to {compacted})")]
     Compacted {
@@ -100,6 +112,20 @@ pub enum Marker {
     Release(String),
 }
 
+/// A key a write requires unchanged: its `mod_revision` is compared in the write's
+/// transaction (0 never matches a live key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    /// The guarded key.
+    pub key: Key,
+    /// Its `mod_revision` when it was checked.
+    pub revision: i64,
+}
+
+/// How many guard revisions [`Store::remember`] keeps before starting over: namespaces are
+/// few; the bound only keeps a pathological client from growing the map without end.
+const MEMO_CAPACITY: usize = 4096;
+
 /// Largest gRPC message accepted from the store. Objects are at most ~1.5 MiB and lists are
 /// read in batches of [`list::BATCH`] keys, so this bounds a batch of big objects.
 const MAX_MESSAGE: usize = 512 * 1024 * 1024;
@@ -108,6 +134,9 @@ const MAX_MESSAGE: usize = 512 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    /// Last seen `mod_revision` of guard keys (namespaces found live): a hint only, every use
+    /// is checked by the transaction's compare.
+    memo: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 fn is_compaction_error(e: &etcd_client::Error) -> bool {
@@ -158,7 +187,10 @@ impl Store {
         let client = Client::connect(endpoints, Some(options))
             .await
             .map_err(|e| StorageError::Unavailable(endpoints.join(","), e))?;
-        Ok(Store { client })
+        Ok(Store {
+            client,
+            memo: Arc::default(),
+        })
     }
 
     /// Compacts the store's history up to `revision` (kube-apiserver's periodic compaction).
@@ -190,6 +222,46 @@ impl Store {
             Some(kv) => Ok(Some(decode(kv.key(), kv.value(), kv.mod_revision())?)),
             None => Ok(None),
         }
+    }
+
+    /// Reads one object from the member's applied state without a leadership round
+    /// (`serializable`). It may be stale on a follower; callers use it only where the write's
+    /// revision compare catches staleness, and re-read with [`Store::get`] when it matters.
+    pub async fn get_serializable(&self, key: &Key) -> Result<Option<Stored>, StorageError> {
+        let resp = self
+            .kv()
+            .get(key.as_str(), Some(GetOptions::new().with_serializable()))
+            .await?;
+        match resp.kvs().first() {
+            Some(kv) => Ok(Some(decode(kv.key(), kv.value(), kv.mod_revision())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The revision last remembered for a guard key.
+    pub fn recall(&self, key: &Key) -> Option<i64> {
+        self.memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key.as_str())
+            .copied()
+    }
+
+    /// Remembers a guard key's revision (see [`Store::recall`]).
+    pub fn remember(&self, key: &Key, revision: i64) {
+        let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+        if memo.len() >= MEMO_CAPACITY && !memo.contains_key(key.as_str()) {
+            memo.clear();
+        }
+        memo.insert(key.to_string(), revision);
+    }
+
+    /// Forgets a guard key's revision.
+    pub fn forget(&self, key: &Key) {
+        self.memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key.as_str());
     }
 
     fn marker_ops(markers: &[Marker]) -> (Vec<Compare>, Vec<TxnOp>) {
@@ -227,13 +299,45 @@ impl Store {
         object: &Value,
         markers: &[Marker],
     ) -> Result<i64, StorageError> {
+        self.create_guarded(key, object, markers, None).await
+    }
+
+    /// [`Store::create`] that also requires `guard` unchanged, in the same transaction; fails
+    /// with [`StorageError::GuardChanged`] when it is not.
+    pub async fn create_guarded(
+        &self,
+        key: &Key,
+        object: &Value,
+        markers: &[Marker],
+        guard: Option<&Guard>,
+    ) -> Result<i64, StorageError> {
         let (mut compares, mut ops) = Self::marker_ops(markers);
         compares.push(Compare::create_revision(key.as_str(), CompareOp::Equal, 0));
+        let mut otherwise = Vec::new();
+        if let Some(g) = guard {
+            compares.push(Compare::mod_revision(
+                g.key.as_str(),
+                CompareOp::Equal,
+                g.revision,
+            ));
+            otherwise.push(TxnOp::get(g.key.as_str(), None));
+        }
         ops.push(TxnOp::put(key.as_str(), encode(object), None));
-        let txn = Txn::new().when(compares).and_then(ops);
+        let txn = Txn::new().when(compares).and_then(ops).or_else(otherwise);
         let resp = self.kv().txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
+        }
+        if let Some(g) = guard {
+            let now = resp.op_responses().iter().find_map(|r| match r {
+                TxnOpResponse::Get(get) => {
+                    Some(get.kvs().first().map(|kv| kv.mod_revision()).unwrap_or(0))
+                }
+                _ => None,
+            });
+            if now != Some(g.revision) {
+                return Err(StorageError::GuardChanged(g.key.to_string()));
+            }
         }
         if let Some(k) = self.taken_marker(markers).await? {
             return Err(StorageError::MarkerTaken(k));

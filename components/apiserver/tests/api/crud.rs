@@ -181,6 +181,17 @@ async fn generation_bumps_on_spec_change_only_and_namespaces_gate_creates() {
     assert_eq!(code, 200);
     let (code, _) = c.get("/api/v1/namespaces/apps").await;
     assert_eq!(code, 404);
+    // Creates check the namespace in their own transaction, from the revision this server
+    // saw last: gone now, so 404 — and a namespace of the same name created again is live.
+    let (code, st) = c
+        .json("POST", "/api/v1/namespaces/apps/pods", &pod("p"))
+        .await;
+    assert_eq!(code, 404, "{st}");
+    namespace(&c, "apps").await;
+    let (code, st) = c
+        .json("POST", "/api/v1/namespaces/apps/pods", &pod("p"))
+        .await;
+    assert_eq!(code, 201, "{st}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ mod crud;
 mod delete;
 mod discovery;
 mod errors;
+mod guards;
 mod lists;
 mod patch;
 mod services;
