@@ -17,11 +17,7 @@ fn find(name: &str, dirs: &[&str]) -> Option<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    kubelab_store::ports::unused_loopback_port().expect("a free loopback port")
 }
 
 fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {

@@ -14,6 +14,7 @@
 //! - `api`: the etcd v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance).
 //! - [`lease`]: lease expiry on the leader.
 //! - [`config`] and [`server`]: configuration, start and shutdown.
+//! - [`ports`]: loopback ports to name before binding them (local clusters, tests).
 //!
 //! # Flow of a write
 //!
@@ -30,6 +31,7 @@ pub mod log_store;
 pub mod mvcc;
 pub mod network;
 pub mod node;
+pub mod ports;
 pub mod server;
 pub mod state_machine;
 pub mod types;

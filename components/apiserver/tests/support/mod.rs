@@ -5,7 +5,6 @@
 //! nothing, and the one polling primitive [`wait_until`].
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -71,10 +70,7 @@ pub fn missing(binary: &str) -> bool {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral loopback port")
+    kubelab_store::ports::unused_loopback_port().expect("a free loopback port")
 }
 
 /// A private etcd on loopback.

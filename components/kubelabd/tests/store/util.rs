@@ -28,12 +28,9 @@ where
     }
 }
 
+/// A free loopback port below the ephemeral range (see `kubelab_store::ports`).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    kubelab_store::ports::unused_loopback_port().expect("a free loopback port")
 }
 
 /// One member slot: its ports, data dir and (while running) its process.

@@ -27,13 +27,10 @@ where
     }
 }
 
-/// A loopback port that was free a moment ago (bound, then released).
+/// A free loopback port below the ephemeral range, so no client socket of a parallel test can
+/// take it before the member binds it (see `kubelab_store::ports`).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    kubelab_store::ports::unused_loopback_port().expect("a free loopback port")
 }
 
 /// Installs a test log subscriber once (`RUST_LOG` to see it).
