@@ -18,6 +18,7 @@ pub mod meta;
 pub mod patch;
 pub mod reviews;
 pub mod subresources;
+pub mod unchanged;
 pub mod update;
 pub mod watch;
 pub mod write;

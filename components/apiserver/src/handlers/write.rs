@@ -327,6 +327,11 @@ pub async fn replace(
             new = asked.clone();
         }
         let (markers, picked) = plan(ctx, res, &mut new, Some(&old.object), &avoid).await?;
+        if markers.is_empty() && super::unchanged::unchanged(&old.object, &new) {
+            // Nothing to write: the stored object, its resourceVersion and no watch event,
+            // as kube-apiserver's GuaranteedUpdate does for equal bytes.
+            return Ok(old.object.clone());
+        }
         if dry_run {
             return Ok(with_revision(new, old.revision));
         }

@@ -11,6 +11,7 @@ mod discovery;
 mod errors;
 mod guards;
 mod lists;
+mod noop;
 mod patch;
 mod services;
 mod storage;

@@ -51,4 +51,5 @@ mod apply;
 mod audit;
 mod commands;
 mod concurrency;
+mod noop;
 mod security;
