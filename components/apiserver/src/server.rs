@@ -102,11 +102,13 @@ fn negotiate(accept: Option<&str>) -> Result<Vec<Accept>, ApiError> {
 
 fn status_response(err: &ApiError) -> Response {
     let body = serde_json::to_vec(&err.to_status()).unwrap_or_default();
-    Response::builder()
+    let mut r = Response::builder()
         .status(StatusCode::from_u16(err.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .unwrap_or_default()
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(seconds) = err.retry_after() {
+        r = r.header(header::RETRY_AFTER, seconds);
+    }
+    r.body(Body::from(body)).unwrap_or_default()
 }
 
 fn json_response(code: u16, body: &Value, format: Format, warnings: &[String]) -> Response {

@@ -105,6 +105,7 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     let info = req.resource.info();
     let filter = Arc::new(Filter::from_request(req)?);
     let options = list_options(req)?;
+    super::fresh::wait_for_request(ctx, req).await?;
     let continued = options.continue_token.is_some();
     let prefix = keys::collection(info.plural, req.namespace());
     let mut cursor = ctx

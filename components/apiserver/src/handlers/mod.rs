@@ -12,6 +12,7 @@
 
 pub mod create;
 pub mod delete;
+pub mod fresh;
 pub mod get;
 pub mod list;
 pub mod meta;

@@ -9,6 +9,7 @@ mod crud;
 mod delete;
 mod discovery;
 mod errors;
+mod fresh;
 mod guards;
 mod lists;
 mod noop;
