@@ -194,7 +194,7 @@ pub enum ApiError {
     },
     /// No representation the client accepts.
     #[error(
-        "only application/json, application/yaml and the Table form are served; asked for {0:?}"
+        "only application/json, application/yaml, the Table form and PartialObjectMetadata(List) are served; asked for {0:?}"
     )]
     NotAcceptable(String),
     /// A body in a media type this endpoint does not read.

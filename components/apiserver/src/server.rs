@@ -82,6 +82,14 @@ fn negotiate(accept: Option<&str>) -> Result<Vec<Accept>, ApiError> {
             (Some("Table"), Some("meta.k8s.io"), Some("v1")) if json_like => {
                 out.push(Accept::Plain(Format::Table))
             }
+            (
+                Some(form @ ("PartialObjectMetadata" | "PartialObjectMetadataList")),
+                Some("meta.k8s.io"),
+                Some(v @ ("v1" | "v1beta1")),
+            ) if json_like => out.push(Accept::Plain(Format::Metadata {
+                list: form == "PartialObjectMetadataList",
+                version: if v == "v1" { "v1" } else { "v1beta1" },
+            })),
             (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
                 out.push(Accept::Discovery("v2"))
             }
@@ -277,6 +285,13 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
         .map_err(fail_v)?
         .into_iter()
         .find_map(|a| match a {
+            // The list form only for lists, the object form for the rest; a watch streams
+            // objects and takes either. Kubernetes refuses the other pairings (406).
+            Accept::Plain(Format::Metadata { list, .. })
+                if verb != Verb::Watch && list != (verb == Verb::List) =>
+            {
+                None
+            }
             Accept::Plain(f) => Some(f),
             Accept::Discovery(_) => None,
         }) {
@@ -337,7 +352,16 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
             code,
             body,
             warnings,
-        } => json_response(code, &body, format, &warnings),
+        } => {
+            let body = match format {
+                Format::Metadata {
+                    version,
+                    list: false,
+                } => handlers::partial::object(body, version),
+                _ => body,
+            };
+            json_response(code, &body, format, &warnings)
+        }
         Reply::Encoded { head, rest } => {
             let body = match rest {
                 None => Body::from(head),

@@ -77,7 +77,7 @@ pub fn parse_rv(v: &str) -> Result<i64, ApiError> {
     })
 }
 
-fn list_error(e: StorageError, continued: bool) -> ApiError {
+pub(crate) fn list_error(e: StorageError, continued: bool) -> ApiError {
     match e {
         StorageError::InvalidContinue(t) => {
             ApiError::BadRequest(format!("invalid continue token {t:?}"))

@@ -57,6 +57,10 @@ impl Encoder {
             }
             self.sent_columns = true;
             t
+        } else if let Format::Metadata { version, .. } = self.format
+            && kind != "ERROR"
+        {
+            super::partial::object(object, version)
         } else {
             object
         };

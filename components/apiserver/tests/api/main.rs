@@ -12,6 +12,7 @@ mod errors;
 mod fresh;
 mod guards;
 mod lists;
+mod metadata;
 mod noop;
 mod patch;
 mod services;
