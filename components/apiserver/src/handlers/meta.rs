@@ -248,6 +248,7 @@ pub fn validate_meta(info: &Info, object: &Value) -> Vec<Cause> {
             causes.push(Cause::invalid(format!("metadata.labels.{k}"), &val, &e));
         }
     }
+    causes.extend(validate_finalizers(object));
     if let Some(ann) = object
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
@@ -265,6 +266,33 @@ pub fn validate_meta(info: &Info, object: &Value) -> Vec<Cause> {
                 field: "metadata.annotations".into(),
                 message: "Too long: must have at most 262144 bytes".into(),
             });
+        }
+    }
+    causes
+}
+
+/// Kubernetes' finalizer name rule for its built-in resources: each of
+/// `metadata.finalizers` is a qualified name, and one without a `domain/` prefix must be a
+/// standard finalizer (`kubernetes`, `orphan`, `foregroundDeletion`).
+fn validate_finalizers(object: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let finalizers = object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array);
+    for (i, f) in finalizers.into_iter().flatten().enumerate() {
+        let field = format!("metadata.finalizers[{i}]");
+        let name = f.as_str().unwrap_or_default();
+        let errs = kubelab_api::validation::qualified_name(name);
+        if !errs.is_empty() {
+            causes.extend(errs.iter().map(|e| Cause::invalid(&field, name, e)));
+        } else if !name.contains('/')
+            && !matches!(name, "kubernetes" | "orphan" | "foregroundDeletion")
+        {
+            causes.push(Cause::invalid(
+                &field,
+                name,
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
         }
     }
     causes

@@ -17,4 +17,5 @@ mod noop;
 mod patch;
 mod services;
 mod storage;
+mod validation;
 mod watch;
