@@ -193,6 +193,8 @@ pub trait Kind: Send + Sync + 'static {
     const FIELD_LABELS: &'static [&'static str] = &[];
     /// Whether the object has a spec (generation tracking).
     const HAS_SPEC: bool = true;
+    /// Whether the table starts with NAME (events print it last, in `-o wide`, instead).
+    const NAME_COLUMN: bool = true;
 
     /// Fills in defaults.
     fn defaults(_obj: &mut Self::Obj) {}
@@ -265,6 +267,10 @@ pub trait Resource: Send + Sync {
     fn columns(&self) -> Vec<Column>;
     /// Table cells (after NAME).
     fn cells(&self, object: &Value, age: &str) -> Vec<Value>;
+    /// Whether the table starts with NAME ([`Kind::NAME_COLUMN`]).
+    fn name_column(&self) -> bool {
+        true
+    }
     /// Pool values needed.
     fn claims(&self, object: &Value) -> Vec<Claim>;
     /// Graceful deletion period.
@@ -366,6 +372,10 @@ impl<K: Kind> Resource for Typed<K> {
 
     fn columns(&self) -> Vec<Column> {
         K::columns()
+    }
+
+    fn name_column(&self) -> bool {
+        K::NAME_COLUMN
     }
 
     fn cells(&self, object: &Value, age: &str) -> Vec<Value> {
