@@ -422,6 +422,26 @@ fn resource_attributes(path: &request::ResourcePath, verb: Verb, query: &Query) 
     }
 }
 
+/// Stored objects per resource, counted in the store now (`None` where the count failed).
+/// One count-only range read per resource, run side by side.
+async fn storage_objects(ctx: &Ctx) -> Vec<(String, Option<i64>)> {
+    let stored = ctx
+        .registry
+        .all()
+        .iter()
+        .filter(|r| r.info().storage != crate::registry::Storage::Computed);
+    let counts = stored.map(|r| async move {
+        let info = r.info();
+        let prefix = crate::storage::keys::collection(info.plural, None);
+        let plural = match info.group {
+            "" => info.plural.to_string(),
+            g => format!("{}.{g}", info.plural),
+        };
+        (plural, ctx.store.count(&prefix).await.ok())
+    });
+    futures::future::join_all(counts).await
+}
+
 async fn non_resource(
     app: &App,
     target: &Target,
@@ -473,11 +493,15 @@ async fn non_resource(
         Target::Health { endpoint, check } => {
             health(app, endpoint, check.as_deref(), verbose).await
         }
-        Target::Metrics => Ok(raw(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            app.ctx.metrics.render().into_bytes(),
-        )),
+        Target::Metrics => {
+            let objects = storage_objects(&app.ctx).await;
+            let text = app.ctx.metrics.render(app.ctx.store.metrics(), &objects);
+            Ok(raw(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                text.into_bytes(),
+            ))
+        }
         Target::OpenApiV2 if plain => Ok(raw(
             StatusCode::OK,
             "application/json",

@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -203,7 +204,13 @@ pub async fn watch(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     tokio::spawn(pump(
         watcher, tx, initial, enc, filter, bookmarks, interval, timeout,
     ));
-    Ok(Reply::Stream(Box::pin(ReceiverStream::new(rx))))
+    // Counted as a registered watcher while the response streams.
+    let registered = ctx.metrics.watch_started(info.plural);
+    let stream = ReceiverStream::new(rx).map(move |chunk| {
+        let _ = &registered;
+        chunk
+    });
+    Ok(Reply::Stream(Box::pin(stream)))
 }
 
 /// The initial state a watch sends before its events: the first batch (already read and

@@ -13,6 +13,7 @@ mod fresh;
 mod guards;
 mod lists;
 mod metadata;
+mod metrics;
 mod noop;
 mod patch;
 mod services;
