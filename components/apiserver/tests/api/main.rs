@@ -19,4 +19,5 @@ mod patch;
 mod services;
 mod storage;
 mod validation;
+mod version;
 mod watch;
