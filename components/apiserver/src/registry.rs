@@ -29,7 +29,7 @@ use crate::error::{ApiError, Cause};
 mod decode;
 
 use crate::table::Column;
-pub use decode::{decode_typed, to_typed, unknown_fields};
+pub use decode::{decode_object, decode_typed, to_typed, unknown_fields};
 
 /// A subresource a resource serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,13 +332,7 @@ impl<K: Kind> Resource for Typed<K> {
     }
 
     fn decode(&self, value: Value) -> Result<Decoded, ApiError> {
-        let (typed, unknown_fields) = decode_typed::<K::Obj>(&self.info, &value)?;
-        let object =
-            serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        Ok(Decoded {
-            object,
-            unknown_fields,
-        })
+        decode_object::<K::Obj>(&self.info, &value)
     }
 
     fn admit(

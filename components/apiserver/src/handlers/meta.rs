@@ -298,32 +298,33 @@ fn validate_finalizers(object: &Value) -> Vec<Cause> {
     causes
 }
 
-/// The namespace an object is created in, as a [`Guard`] for the create's transaction: from
-/// the revision remembered when it was last found live and not terminating (no store round
-/// trip), else read now. A namespace changed since fails the transaction's compare and is
-/// re-read with [`namespace_guard_live`], so the memo is never trusted blindly.
+/// Where [`namespace_guard`] takes the namespace's revision from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardRead {
+    /// The revision remembered when the namespace was last found live and not terminating
+    /// (no store round trip), else a read now.
+    Remembered,
+    /// A linearizable read now (after a transaction's compare found the memo stale).
+    Live,
+}
+
+/// The namespace an object is created in, as a [`Guard`] for the create's transaction: 404
+/// if missing, 403 if terminating. A namespace changed since its revision was taken fails
+/// the transaction's compare and is read again with [`GuardRead::Live`], so the memo is
+/// never trusted blindly. A live read remembers the revision it found.
 pub async fn namespace_guard(
     ctx: &Ctx,
     info: &Info,
     ns: &str,
     name: &str,
+    read: GuardRead,
 ) -> Result<Guard, ApiError> {
     let key = Key::object("namespaces", None, ns);
-    match ctx.store.recall(&key) {
-        Some(revision) => Ok(Guard { key, revision }),
-        None => namespace_guard_live(ctx, info, ns, name).await,
+    if read == GuardRead::Remembered
+        && let Some(revision) = ctx.store.recall(&key)
+    {
+        return Ok(Guard { key, revision });
     }
-}
-
-/// Reads the namespace (linearizable): 404 if missing, 403 if terminating, else its guard
-/// (and remembers its revision).
-pub async fn namespace_guard_live(
-    ctx: &Ctx,
-    info: &Info,
-    ns: &str,
-    name: &str,
-) -> Result<Guard, ApiError> {
-    let key = Key::object("namespaces", None, ns);
     let stored = ctx.store.get(&key).await?;
     match stored {
         None => {

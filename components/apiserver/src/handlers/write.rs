@@ -258,8 +258,16 @@ pub async fn create(
                 // is old): check it again, now; a deleted or terminating one fails here.
                 if let (Some(ns), Some(g)) = (namespace, &guard) {
                     ctx.store.forget(&g.key);
-                    guard =
-                        Some(super::meta::namespace_guard_live(ctx, res.info(), ns, &name).await?);
+                    guard = Some(
+                        super::meta::namespace_guard(
+                            ctx,
+                            res.info(),
+                            ns,
+                            &name,
+                            super::meta::GuardRead::Live,
+                        )
+                        .await?,
+                    );
                 }
             }
             Err(StorageError::MarkerTaken(m)) if picked.contains(&m) => {

@@ -26,6 +26,15 @@ source:
   host: node-1
 "#;
 
+/// The column names of a kubectl table's header line (columns are 3+ spaces apart).
+fn header(line: Option<&str>) -> Vec<&str> {
+    line.unwrap_or_default()
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_columns_as_kube_prints_them() {
     if skip(Backend::Embedded) {
@@ -43,15 +52,8 @@ async fn event_columns_as_kube_prints_them() {
         .stdout
         .clone();
     let mut lines = out.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split("   ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
     assert_eq!(
-        header,
+        header(lines.next()),
         ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         "{out}"
     );
@@ -78,16 +80,8 @@ async fn event_columns_as_kube_prints_them() {
         .ok(&[])
         .stdout
         .clone();
-    let header: Vec<&str> = wide
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split("   ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
     assert_eq!(
-        header,
+        header(wide.lines().next()),
         [
             "LAST SEEN",
             "TYPE",
