@@ -11,6 +11,7 @@ mod discovery;
 mod errors;
 mod fresh;
 mod guards;
+mod kube_client;
 mod lists;
 mod metadata;
 mod metrics;
