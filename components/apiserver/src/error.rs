@@ -177,6 +177,15 @@ pub enum ApiError {
     /// A resourceVersion or continue token older than the store's compaction.
     #[error("{0}")]
     Gone(String),
+    /// A read asked for a resourceVersion the store did not reach within the wait
+    /// (kube-apiserver's `NewTooLargeResourceVersionError`): 504, retry after a second.
+    #[error("Timeout: Too large resource version: {requested}, current: {current}")]
+    TooLargeResourceVersion {
+        /// The resourceVersion asked for.
+        requested: i64,
+        /// The store's revision when the wait ended.
+        current: i64,
+    },
     /// The body exceeds the request size limit.
     #[error("the request body is larger than the limit of {limit} bytes")]
     TooLarge {
@@ -185,7 +194,7 @@ pub enum ApiError {
     },
     /// No representation the client accepts.
     #[error(
-        "only application/json, application/yaml and the Table form are served; asked for {0:?}"
+        "only application/json, application/yaml, the Table form and PartialObjectMetadata(List) are served; asked for {0:?}"
     )]
     NotAcceptable(String),
     /// A body in a media type this endpoint does not read.
@@ -202,7 +211,16 @@ pub enum ApiError {
     Storage(#[from] StorageError),
 }
 
+/// The `Retry-After` (header and `details.retryAfterSeconds`) of a too-large
+/// resourceVersion, as kube-apiserver answers it.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
+
 impl ApiError {
+    /// Seconds a client should wait before retrying (`Retry-After`), for errors that have one.
+    pub fn retry_after(&self) -> Option<u64> {
+        matches!(self, ApiError::TooLargeResourceVersion { .. }).then_some(RETRY_AFTER_SECONDS)
+    }
+
     /// The HTTP status code.
     pub fn code(&self) -> u16 {
         match self {
@@ -216,6 +234,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => 403,
             ApiError::NamespaceTerminating { .. } => 403,
             ApiError::Gone(_) => 410,
+            ApiError::TooLargeResourceVersion { .. } => 504,
             ApiError::TooLarge { .. } => 413,
             ApiError::NotAcceptable(_) => 406,
             ApiError::UnsupportedMediaType(_) => 415,
@@ -243,6 +262,7 @@ impl ApiError {
             ApiError::NamespaceTerminating { .. } => "Forbidden",
             ApiError::Gone(_) | ApiError::Storage(StorageError::Compacted { .. }) => "Expired",
             ApiError::TooLarge { .. } => "RequestEntityTooLarge",
+            ApiError::TooLargeResourceVersion { .. } => "Timeout",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::NotImplemented(_) => "NotImplemented",
@@ -309,6 +329,10 @@ impl ApiError {
             ApiError::ApplyConflict { object, conflicts } => Some(json!({
                 "name": object.name, "group": object.group, "kind": object.resource,
                 "causes": causes_json(conflicts),
+            })),
+            ApiError::TooLargeResourceVersion { .. } => Some(json!({
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": RETRY_AFTER_SECONDS,
             })),
             _ => None,
         };

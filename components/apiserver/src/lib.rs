@@ -78,7 +78,9 @@ pub fn version_info() -> Value {
     json!({
         "major": "1", "minor": "33",
         "gitVersion": format!("{KUBERNETES_VERSION}+kubelab-{}", env!("CARGO_PKG_VERSION")),
-        "gitCommit": "", "gitTreeState": "clean", "buildDate": "1970-01-01T00:00:00Z",
+        // Set by build.rs, deterministic per commit: SOURCE_DATE_EPOCH or HEAD's commit time.
+        "gitCommit": env!("KUBELAB_GIT_COMMIT"), "gitTreeState": "",
+        "buildDate": env!("KUBELAB_BUILD_DATE"),
         "goVersion": "n/a (rust)", "compiler": "rustc", "platform": "linux/amd64",
     })
 }

@@ -29,7 +29,7 @@ use crate::error::{ApiError, Cause};
 mod decode;
 
 use crate::table::Column;
-pub use decode::{decode_typed, to_typed, unknown_fields};
+pub use decode::{decode_object, decode_typed, to_typed, unknown_fields};
 
 /// A subresource a resource serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +193,8 @@ pub trait Kind: Send + Sync + 'static {
     const FIELD_LABELS: &'static [&'static str] = &[];
     /// Whether the object has a spec (generation tracking).
     const HAS_SPEC: bool = true;
+    /// Whether the table starts with NAME (events print it last, in `-o wide`, instead).
+    const NAME_COLUMN: bool = true;
 
     /// Fills in defaults.
     fn defaults(_obj: &mut Self::Obj) {}
@@ -265,6 +267,10 @@ pub trait Resource: Send + Sync {
     fn columns(&self) -> Vec<Column>;
     /// Table cells (after NAME).
     fn cells(&self, object: &Value, age: &str) -> Vec<Value>;
+    /// Whether the table starts with NAME ([`Kind::NAME_COLUMN`]).
+    fn name_column(&self) -> bool {
+        true
+    }
     /// Pool values needed.
     fn claims(&self, object: &Value) -> Vec<Claim>;
     /// Graceful deletion period.
@@ -326,13 +332,7 @@ impl<K: Kind> Resource for Typed<K> {
     }
 
     fn decode(&self, value: Value) -> Result<Decoded, ApiError> {
-        let (typed, unknown_fields) = decode_typed::<K::Obj>(&self.info, &value)?;
-        let object =
-            serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        Ok(Decoded {
-            object,
-            unknown_fields,
-        })
+        decode_object::<K::Obj>(&self.info, &value)
     }
 
     fn admit(
@@ -366,6 +366,10 @@ impl<K: Kind> Resource for Typed<K> {
 
     fn columns(&self) -> Vec<Column> {
         K::columns()
+    }
+
+    fn name_column(&self) -> bool {
+        K::NAME_COLUMN
     }
 
     fn cells(&self, object: &Value, age: &str) -> Vec<Value> {

@@ -82,6 +82,14 @@ fn negotiate(accept: Option<&str>) -> Result<Vec<Accept>, ApiError> {
             (Some("Table"), Some("meta.k8s.io"), Some("v1")) if json_like => {
                 out.push(Accept::Plain(Format::Table))
             }
+            (
+                Some(form @ ("PartialObjectMetadata" | "PartialObjectMetadataList")),
+                Some("meta.k8s.io"),
+                Some(v @ ("v1" | "v1beta1")),
+            ) if json_like => out.push(Accept::Plain(Format::Metadata {
+                list: form == "PartialObjectMetadataList",
+                version: if v == "v1" { "v1" } else { "v1beta1" },
+            })),
             (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
                 out.push(Accept::Discovery("v2"))
             }
@@ -102,11 +110,13 @@ fn negotiate(accept: Option<&str>) -> Result<Vec<Accept>, ApiError> {
 
 fn status_response(err: &ApiError) -> Response {
     let body = serde_json::to_vec(&err.to_status()).unwrap_or_default();
-    Response::builder()
+    let mut r = Response::builder()
         .status(StatusCode::from_u16(err.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .unwrap_or_default()
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(seconds) = err.retry_after() {
+        r = r.header(header::RETRY_AFTER, seconds);
+    }
+    r.body(Body::from(body)).unwrap_or_default()
 }
 
 fn json_response(code: u16, body: &Value, format: Format, warnings: &[String]) -> Response {
@@ -275,6 +285,13 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
         .map_err(fail_v)?
         .into_iter()
         .find_map(|a| match a {
+            // The list form only for lists, the object form for the rest; a watch streams
+            // objects and takes either. Kubernetes refuses the other pairings (406).
+            Accept::Plain(Format::Metadata { list, .. })
+                if verb != Verb::Watch && list != (verb == Verb::List) =>
+            {
+                None
+            }
             Accept::Plain(f) => Some(f),
             Accept::Discovery(_) => None,
         }) {
@@ -335,7 +352,16 @@ async fn serve(app: &App, request: Request) -> Result<(String, String, Response)
             code,
             body,
             warnings,
-        } => json_response(code, &body, format, &warnings),
+        } => {
+            let body = match format {
+                Format::Metadata {
+                    version,
+                    list: false,
+                } => handlers::partial::object(body, version),
+                _ => body,
+            };
+            json_response(code, &body, format, &warnings)
+        }
         Reply::Encoded { head, rest } => {
             let body = match rest {
                 None => Body::from(head),
@@ -396,6 +422,26 @@ fn resource_attributes(path: &request::ResourcePath, verb: Verb, query: &Query) 
     }
 }
 
+/// Stored objects per resource, counted in the store now (`None` where the count failed).
+/// One count-only range read per resource, run side by side.
+async fn storage_objects(ctx: &Ctx) -> Vec<(String, Option<i64>)> {
+    let stored = ctx
+        .registry
+        .all()
+        .iter()
+        .filter(|r| r.info().storage != crate::registry::Storage::Computed);
+    let counts = stored.map(|r| async move {
+        let info = r.info();
+        let prefix = crate::storage::keys::collection(info.plural, None);
+        let plural = match info.group {
+            "" => info.plural.to_string(),
+            g => format!("{}.{g}", info.plural),
+        };
+        (plural, ctx.store.count(&prefix).await.ok())
+    });
+    futures::future::join_all(counts).await
+}
+
 async fn non_resource(
     app: &App,
     target: &Target,
@@ -447,11 +493,15 @@ async fn non_resource(
         Target::Health { endpoint, check } => {
             health(app, endpoint, check.as_deref(), verbose).await
         }
-        Target::Metrics => Ok(raw(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            app.ctx.metrics.render().into_bytes(),
-        )),
+        Target::Metrics => {
+            let objects = storage_objects(&app.ctx).await;
+            let text = app.ctx.metrics.render(app.ctx.store.metrics(), &objects);
+            Ok(raw(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                text.into_bytes(),
+            ))
+        }
         Target::OpenApiV2 if plain => Ok(raw(
             StatusCode::OK,
             "application/json",

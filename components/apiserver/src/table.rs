@@ -128,6 +128,7 @@ pub fn column_definitions(resource: &dyn Resource) -> Value {
         "name": "Name", "type": "string", "format": "name", "priority": 0,
         "description": "Name must be unique within a namespace.",
     })];
+    cols.truncate(usize::from(resource.name_column()));
     for c in resource.columns() {
         cols.push(json!({
             "name": c.name, "type": if c.kind == "date" { "string" } else { c.kind },
@@ -180,13 +181,14 @@ pub fn row_owned(
     Value::Object(row)
 }
 
-/// A row's cells: NAME, then the resource's columns.
+/// A row's cells: NAME (unless [`Resource::name_column`] is false), then the resource's columns.
 pub fn cells(resource: &dyn Resource, object: &Value, now: jiff::Timestamp) -> Value {
     let name = object
         .pointer("/metadata/name")
         .cloned()
         .unwrap_or(Value::String(String::new()));
     let mut cells = vec![name];
+    cells.truncate(usize::from(resource.name_column()));
     cells.extend(resource.cells(object, &age(object, now)));
     Value::Array(cells)
 }

@@ -114,7 +114,7 @@ pub async fn create_checked(
     let guard = match req.namespace() {
         Some(ns) => {
             let name = meta_str(&object, "name").unwrap_or_default();
-            Some(meta::namespace_guard(ctx, info, ns, name).await?)
+            Some(meta::namespace_guard(ctx, info, ns, name, meta::GuardRead::Remembered).await?)
         }
         None => None,
     };

@@ -77,7 +77,7 @@ pub fn parse_rv(v: &str) -> Result<i64, ApiError> {
     })
 }
 
-fn list_error(e: StorageError, continued: bool) -> ApiError {
+pub(crate) fn list_error(e: StorageError, continued: bool) -> ApiError {
     match e {
         StorageError::InvalidContinue(t) => {
             ApiError::BadRequest(format!("invalid continue token {t:?}"))
@@ -105,6 +105,7 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     let info = req.resource.info();
     let filter = Arc::new(Filter::from_request(req)?);
     let options = list_options(req)?;
+    super::fresh::wait_for_request(ctx, req).await?;
     let continued = options.continue_token.is_some();
     let prefix = keys::collection(info.plural, req.namespace());
     let mut cursor = ctx

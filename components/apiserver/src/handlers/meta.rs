@@ -248,6 +248,7 @@ pub fn validate_meta(info: &Info, object: &Value) -> Vec<Cause> {
             causes.push(Cause::invalid(format!("metadata.labels.{k}"), &val, &e));
         }
     }
+    causes.extend(validate_finalizers(object));
     if let Some(ann) = object
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
@@ -270,32 +271,60 @@ pub fn validate_meta(info: &Info, object: &Value) -> Vec<Cause> {
     causes
 }
 
-/// The namespace an object is created in, as a [`Guard`] for the create's transaction: from
-/// the revision remembered when it was last found live and not terminating (no store round
-/// trip), else read now. A namespace changed since fails the transaction's compare and is
-/// re-read with [`namespace_guard_live`], so the memo is never trusted blindly.
+/// Kubernetes' finalizer name rule for its built-in resources: each of
+/// `metadata.finalizers` is a qualified name, and one without a `domain/` prefix must be a
+/// standard finalizer (`kubernetes`, `orphan`, `foregroundDeletion`).
+fn validate_finalizers(object: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let finalizers = object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array);
+    for (i, f) in finalizers.into_iter().flatten().enumerate() {
+        let field = format!("metadata.finalizers[{i}]");
+        let name = f.as_str().unwrap_or_default();
+        let errs = kubelab_api::validation::qualified_name(name);
+        if !errs.is_empty() {
+            causes.extend(errs.iter().map(|e| Cause::invalid(&field, name, e)));
+        } else if !name.contains('/')
+            && !matches!(name, "kubernetes" | "orphan" | "foregroundDeletion")
+        {
+            causes.push(Cause::invalid(
+                &field,
+                name,
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
+        }
+    }
+    causes
+}
+
+/// Where [`namespace_guard`] takes the namespace's revision from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardRead {
+    /// The revision remembered when the namespace was last found live and not terminating
+    /// (no store round trip), else a read now.
+    Remembered,
+    /// A linearizable read now (after a transaction's compare found the memo stale).
+    Live,
+}
+
+/// The namespace an object is created in, as a [`Guard`] for the create's transaction: 404
+/// if missing, 403 if terminating. A namespace changed since its revision was taken fails
+/// the transaction's compare and is read again with [`GuardRead::Live`], so the memo is
+/// never trusted blindly. A live read remembers the revision it found.
 pub async fn namespace_guard(
     ctx: &Ctx,
     info: &Info,
     ns: &str,
     name: &str,
+    read: GuardRead,
 ) -> Result<Guard, ApiError> {
     let key = Key::object("namespaces", None, ns);
-    match ctx.store.recall(&key) {
-        Some(revision) => Ok(Guard { key, revision }),
-        None => namespace_guard_live(ctx, info, ns, name).await,
+    if read == GuardRead::Remembered
+        && let Some(revision) = ctx.store.recall(&key)
+    {
+        return Ok(Guard { key, revision });
     }
-}
-
-/// Reads the namespace (linearizable): 404 if missing, 403 if terminating, else its guard
-/// (and remembers its revision).
-pub async fn namespace_guard_live(
-    ctx: &Ctx,
-    info: &Info,
-    ns: &str,
-    name: &str,
-) -> Result<Guard, ApiError> {
-    let key = Key::object("namespaces", None, ns);
     let stored = ctx.store.get(&key).await?;
     match stored {
         None => {

@@ -12,12 +12,15 @@
 
 pub mod create;
 pub mod delete;
+pub mod fresh;
 pub mod get;
 pub mod list;
 pub mod meta;
+pub mod partial;
 pub mod patch;
 pub mod reviews;
 pub mod subresources;
+pub mod unchanged;
 pub mod update;
 pub mod watch;
 pub mod write;
@@ -62,6 +65,14 @@ pub enum Format {
     Yaml,
     /// `meta.k8s.io/v1 Table` (JSON).
     Table,
+    /// `PartialObjectMetadata` (`list`: `PartialObjectMetadataList`) of `meta.k8s.io/<version>`
+    /// (JSON); see [`partial`].
+    Metadata {
+        /// Whether the list form was asked for.
+        list: bool,
+        /// `v1` or `v1beta1`.
+        version: &'static str,
+    },
 }
 
 /// A request body.
@@ -197,6 +208,9 @@ pub async fn dispatch(ctx: &Ctx, req: Req) -> Result<Reply, ApiError> {
     }
     match req.verb {
         Verb::Get => get::get(ctx, &req).await,
+        Verb::List if matches!(req.format, Format::Metadata { .. }) => {
+            partial::list(ctx, &req).await
+        }
         Verb::List => list::list(ctx, &req).await,
         Verb::Watch => watch::watch(ctx, &req).await,
         Verb::Create => create::create(ctx, &req).await,

@@ -6,6 +6,9 @@
 //! 2. `sendInitialEvents=true` (needs `allowWatchBookmarks=true` and
 //!    `resourceVersionMatch=NotOlderThan`, as in Kubernetes) sends the current state as ADDED,
 //!    then a BOOKMARK annotated `k8s.io/initial-events-end: "true"`, then changes.
+//!    With a resourceVersion the store has not reached, the watch waits for it like a get
+//!    ([`super::fresh`]) and ends with an ERROR event (504 `Timeout`) if it does not come;
+//!    a watch without initial events from a future resourceVersion simply starts there.
 //! 3. Store events pass the label/field selectors; an object that stops (starts) matching is
 //!    sent as DELETED (ADDED). With `allowWatchBookmarks=true`, a progress request every
 //!    `bookmark_interval` turns into a BOOKMARK carrying the watch's current revision.
@@ -15,6 +18,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -54,6 +58,10 @@ impl Encoder {
             }
             self.sent_columns = true;
             t
+        } else if let Format::Metadata { version, .. } = self.format
+            && kind != "ERROR"
+        {
+            super::partial::object(object, version)
         } else {
             object
         };
@@ -140,6 +148,16 @@ pub async fn watch(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     // The first batch is read here (errors are a Status); the pump sends the rest batch by
     // batch as the client takes them, so a big initial state is never held whole.
     let wants_initial = send_initial.unwrap_or(rv == 0);
+    if send_initial == Some(true) && rv > 0 {
+        // The initial state must not be older than `rv`: wait for it as a get does, and
+        // fail as kube-apiserver's watch does, with an ERROR event (the stream is open).
+        if let Err(e) = super::fresh::wait_for(ctx, rv).await {
+            let status = e.to_status();
+            let line = enc.event("ERROR", status);
+            let once = futures::stream::iter([line]);
+            return Ok(Reply::Stream(Box::pin(once)));
+        }
+    }
     let mut initial = Initial {
         first: Vec::new(),
         cursor: None,
@@ -155,9 +173,10 @@ pub async fn watch(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
             .unwrap_or_default();
         let revision = cursor.revision();
         if rv > revision {
-            return Err(ApiError::Gone(format!(
-                "too large resource version: {rv}, current: {revision}"
-            )));
+            return Err(ApiError::TooLargeResourceVersion {
+                requested: rv,
+                current: revision,
+            });
         }
         for item in first {
             initial.first.push(enc.event("ADDED", item.object));
@@ -185,7 +204,13 @@ pub async fn watch(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     tokio::spawn(pump(
         watcher, tx, initial, enc, filter, bookmarks, interval, timeout,
     ));
-    Ok(Reply::Stream(Box::pin(ReceiverStream::new(rx))))
+    // Counted as a registered watcher while the response streams.
+    let registered = ctx.metrics.watch_started(info.plural);
+    let stream = ReceiverStream::new(rx).map(move |chunk| {
+        let _ = &registered;
+        chunk
+    });
+    Ok(Reply::Stream(Box::pin(stream)))
 }
 
 /// The initial state a watch sends before its events: the first batch (already read and

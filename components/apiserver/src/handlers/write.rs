@@ -258,8 +258,16 @@ pub async fn create(
                 // is old): check it again, now; a deleted or terminating one fails here.
                 if let (Some(ns), Some(g)) = (namespace, &guard) {
                     ctx.store.forget(&g.key);
-                    guard =
-                        Some(super::meta::namespace_guard_live(ctx, res.info(), ns, &name).await?);
+                    guard = Some(
+                        super::meta::namespace_guard(
+                            ctx,
+                            res.info(),
+                            ns,
+                            &name,
+                            super::meta::GuardRead::Live,
+                        )
+                        .await?,
+                    );
                 }
             }
             Err(StorageError::MarkerTaken(m)) if picked.contains(&m) => {
@@ -327,6 +335,11 @@ pub async fn replace(
             new = asked.clone();
         }
         let (markers, picked) = plan(ctx, res, &mut new, Some(&old.object), &avoid).await?;
+        if markers.is_empty() && super::unchanged::unchanged(&old.object, &new) {
+            // Nothing to write: the stored object, its resourceVersion and no watch event,
+            // as kube-apiserver's GuaranteedUpdate does for equal bytes.
+            return Ok(old.object.clone());
+        }
         if dry_run {
             return Ok(with_revision(new, old.revision));
         }

@@ -53,6 +53,16 @@ pub struct ServingNames {
     pub dns: BTreeSet<String>,
 }
 
+/// The DNS names every serving certificate carries, as kube-apiserver's: the in-cluster
+/// names of the `kubernetes` Service and `localhost`.
+pub const REQUIRED_DNS_NAMES: [&str; 5] = [
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+];
+
 impl ServingNames {
     /// Kubernetes' set: `localhost`, `127.0.0.1`, the `kubernetes[.default[.svc[.cluster.local]]]`
     /// names, the first address of the Service range (the `kubernetes` Service's ClusterIP),
@@ -65,13 +75,7 @@ impl ServingNames {
         extra: &[String],
     ) -> ServingNames {
         let mut n = ServingNames::default();
-        for d in [
-            "localhost",
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local",
-        ] {
+        for d in REQUIRED_DNS_NAMES {
             n.dns.insert(d.to_string());
         }
         n.ips.insert(IpAddr::from([127, 0, 0, 1]));
@@ -335,16 +339,10 @@ mod tests {
             "10.96.0.0/12".parse().unwrap(),
             &["api.example.org".into(), "10.9.9.9".into()],
         );
-        for d in [
-            "localhost",
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local",
-            "api.example.org",
-        ] {
+        for d in REQUIRED_DNS_NAMES.into_iter().chain(["api.example.org"]) {
             assert!(n.dns.contains(d), "{d}");
         }
+        assert!(REQUIRED_DNS_NAMES.contains(&"kubernetes.default.svc.cluster.local"));
         for i in [
             "127.0.0.1",
             "10.96.0.1",

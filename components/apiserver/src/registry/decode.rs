@@ -39,6 +39,21 @@ pub fn decode_typed<T: DeserializeOwned>(
     }
 }
 
+/// A request object as its typed model `T` sees it (round-tripped through `T`, which drops
+/// unknown fields), with the unknown fields' paths: [`super::Resource::decode`] of typed
+/// resources and of the computed reviews.
+pub fn decode_object<T: DeserializeOwned + serde::Serialize>(
+    info: &Info,
+    value: &Value,
+) -> Result<super::Decoded, ApiError> {
+    let (typed, unknown_fields) = decode_typed::<T>(info, value)?;
+    let object = serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(super::Decoded {
+        object,
+        unknown_fields,
+    })
+}
+
 /// One step of a path into a JSON document.
 enum Segment {
     Key(String),

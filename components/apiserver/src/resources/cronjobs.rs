@@ -43,16 +43,15 @@ impl Kind for CronJobs {
             causes.push(Cause::required("spec"));
             return;
         };
-        let fields = spec.schedule.split_whitespace().count();
-        let macro_ = spec.schedule.starts_with('@');
         if spec.schedule.trim().is_empty() {
             causes.push(Cause::required("spec.schedule"));
-        } else if !(fields == 5 || macro_) {
-            causes.push(Cause::invalid(
-                "spec.schedule",
-                &spec.schedule,
-                "expected exactly 5 fields or a @macro",
-            ));
+        } else if let Err(why) = super::cron::check_schedule(&spec.schedule) {
+            causes.push(Cause::invalid("spec.schedule", &spec.schedule, &why));
+        }
+        if let Some(tz) = &spec.time_zone
+            && let Err(why) = super::cron::check_time_zone(tz)
+        {
+            causes.push(Cause::invalid("spec.timeZone", tz, &why));
         }
         if let Some(p) = &spec.concurrency_policy
             && !matches!(p.as_str(), "Allow" | "Forbid" | "Replace")

@@ -4,6 +4,7 @@
 //! every workload shares.
 
 pub mod configmaps;
+pub mod cron;
 pub mod cronjobs;
 pub mod daemonsets;
 pub mod deployments;

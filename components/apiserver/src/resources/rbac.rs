@@ -1,7 +1,9 @@
 //! rbac.authorization.k8s.io/v1 Roles, ClusterRoles, RoleBindings, ClusterRoleBindings.
 //! Stored and served; enforcement arrives with the security increment.
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef, Subject,
+};
 use serde_json::{Value, json};
 
 use crate::error::Cause;
@@ -103,12 +105,71 @@ fn binding_columns() -> Vec<Column> {
     ]
 }
 
-fn validate_ref(kind: &str, name: &str, allowed: &[&str], causes: &mut Vec<Cause>) {
-    if !allowed.contains(&kind) {
-        causes.push(Cause::not_supported("roleRef.kind", kind, allowed));
+/// The API group of RBAC: the only one a roleRef may name, and User and Group subjects'.
+const GROUP: &str = "rbac.authorization.k8s.io";
+
+fn validate_ref(r: &RoleRef, allowed: &[&str], causes: &mut Vec<Cause>) {
+    if r.api_group != GROUP {
+        causes.push(Cause::not_supported(
+            "roleRef.apiGroup",
+            &r.api_group,
+            &[GROUP],
+        ));
     }
-    if name.is_empty() {
+    if !allowed.contains(&r.kind.as_str()) {
+        causes.push(Cause::not_supported("roleRef.kind", &r.kind, allowed));
+    }
+    if r.name.is_empty() {
         causes.push(Cause::required("roleRef.name"));
+    }
+}
+
+/// Kubernetes' `SetDefaults_Subject`: User and Group subjects without an apiGroup are RBAC's.
+fn default_subjects(subjects: Option<&mut Vec<Subject>>) {
+    for s in subjects.into_iter().flatten() {
+        if s.api_group.as_deref().unwrap_or_default().is_empty()
+            && matches!(s.kind.as_str(), "User" | "Group")
+        {
+            s.api_group = Some(GROUP.into());
+        }
+    }
+}
+
+/// Kubernetes' `ValidateRoleBindingSubject`: a known kind with its apiGroup, a name, and for
+/// a ServiceAccount a valid name and — in a ClusterRoleBinding, which has no namespace of
+/// its own — a namespace.
+fn validate_subjects(subjects: Option<&Vec<Subject>>, namespaced: bool, causes: &mut Vec<Cause>) {
+    for (i, s) in subjects.into_iter().flatten().enumerate() {
+        let field = |f: &str| format!("subjects[{i}].{f}");
+        let group = s.api_group.as_deref().unwrap_or_default();
+        if s.name.is_empty() {
+            causes.push(Cause::required(field("name")));
+        }
+        match s.kind.as_str() {
+            "ServiceAccount" => {
+                if !s.name.is_empty() {
+                    for e in kubelab_api::validation::dns1123_subdomain(&s.name) {
+                        causes.push(Cause::invalid(field("name"), &s.name, &e));
+                    }
+                }
+                if !group.is_empty() {
+                    causes.push(Cause::not_supported(field("apiGroup"), group, &[""]));
+                }
+                if !namespaced && s.namespace.as_deref().unwrap_or_default().is_empty() {
+                    causes.push(Cause::required(field("namespace")));
+                }
+            }
+            "User" | "Group" => {
+                if group != GROUP {
+                    causes.push(Cause::not_supported(field("apiGroup"), group, &[GROUP]));
+                }
+            }
+            other => causes.push(Cause::not_supported(
+                field("kind"),
+                other,
+                &["ServiceAccount", "User", "Group"],
+            )),
+        }
     }
 }
 
@@ -117,13 +178,12 @@ impl Kind for RoleBindings {
     const SINGULAR: &'static str = "rolebinding";
     const NAMESPACED: bool = true;
     const HAS_SPEC: bool = false;
+    fn defaults(b: &mut RoleBinding) {
+        default_subjects(b.subjects.as_mut());
+    }
     fn validate(b: &RoleBinding, causes: &mut Vec<Cause>) {
-        validate_ref(
-            &b.role_ref.kind,
-            &b.role_ref.name,
-            &["ClusterRole", "Role"],
-            causes,
-        );
+        validate_ref(&b.role_ref, &["ClusterRole", "Role"], causes);
+        validate_subjects(b.subjects.as_ref(), true, causes);
     }
     fn validate_update(new: &RoleBinding, old: &RoleBinding, causes: &mut Vec<Cause>) {
         if new.role_ref != old.role_ref {
@@ -150,8 +210,12 @@ impl Kind for ClusterRoleBindings {
     const SINGULAR: &'static str = "clusterrolebinding";
     const NAMESPACED: bool = false;
     const HAS_SPEC: bool = false;
+    fn defaults(b: &mut ClusterRoleBinding) {
+        default_subjects(b.subjects.as_mut());
+    }
     fn validate(b: &ClusterRoleBinding, causes: &mut Vec<Cause>) {
-        validate_ref(&b.role_ref.kind, &b.role_ref.name, &["ClusterRole"], causes);
+        validate_ref(&b.role_ref, &["ClusterRole"], causes);
+        validate_subjects(b.subjects.as_ref(), false, causes);
     }
     fn validate_update(
         new: &ClusterRoleBinding,

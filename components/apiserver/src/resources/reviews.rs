@@ -17,8 +17,29 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::registry::{Admitted, Claim, Decoded, Info, Registry, Resource, Storage, decode_typed};
+use crate::registry::{Admitted, Claim, Decoded, Info, Registry, Resource, Storage, decode_object};
 use crate::table::Column;
+
+/// What a k8s-openapi review type must be to serve as a [`Review`].
+pub trait ReviewType:
+    k8s_openapi::Resource
+    + Serialize
+    + DeserializeOwned
+    + k8s_openapi::schemars::JsonSchema
+    + Send
+    + 'static
+{
+}
+
+impl<T> ReviewType for T where
+    T: k8s_openapi::Resource
+        + Serialize
+        + DeserializeOwned
+        + k8s_openapi::schemars::JsonSchema
+        + Send
+        + 'static
+{
+}
 
 /// A create-only computed resource over the k8s-openapi type `T`.
 pub struct Review<T> {
@@ -26,15 +47,7 @@ pub struct Review<T> {
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T> Review<T>
-where
-    T: k8s_openapi::Resource
-        + Serialize
-        + DeserializeOwned
-        + k8s_openapi::schemars::JsonSchema
-        + Send
-        + 'static,
-{
+impl<T: ReviewType> Review<T> {
     /// The adapter; `singular` and scope as discovery shows them.
     pub fn new(singular: &'static str, namespaced: bool) -> Review<T> {
         Review {
@@ -58,27 +71,13 @@ where
     }
 }
 
-impl<T> Resource for Review<T>
-where
-    T: k8s_openapi::Resource
-        + Serialize
-        + DeserializeOwned
-        + k8s_openapi::schemars::JsonSchema
-        + Send
-        + 'static,
-{
+impl<T: ReviewType> Resource for Review<T> {
     fn info(&self) -> &Info {
         &self.info
     }
 
     fn decode(&self, value: Value) -> Result<Decoded, ApiError> {
-        let (typed, unknown_fields) = decode_typed::<T>(&self.info, &value)?;
-        let object =
-            serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        Ok(Decoded {
-            object,
-            unknown_fields,
-        })
+        decode_object::<T>(&self.info, &value)
     }
 
     fn admit(
@@ -87,9 +86,11 @@ where
         _old: Option<&Value>,
         _initial_status: bool,
     ) -> Result<Admitted, ApiError> {
-        let (typed, unknown_fields) = decode_typed::<T>(&self.info, &value)?;
-        let object =
-            serde_json::to_value(&typed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        // Nothing to default or validate: the review's status is computed on create.
+        let Decoded {
+            object,
+            unknown_fields,
+        } = self.decode(value)?;
         Ok(Admitted {
             object,
             unknown_fields,
@@ -127,26 +128,15 @@ where
 
 /// Adds every review resource.
 pub fn register(r: &mut Registry) {
-    use std::sync::Arc;
-    r.add_resource(Arc::new(Review::<TokenReview>::new("tokenreview", false)));
-    r.add_resource(Arc::new(Review::<SelfSubjectReview>::new(
-        "selfsubjectreview",
-        false,
-    )));
-    r.add_resource(Arc::new(Review::<LocalSubjectAccessReview>::new(
-        "localsubjectaccessreview",
-        true,
-    )));
-    r.add_resource(Arc::new(Review::<SelfSubjectAccessReview>::new(
-        "selfsubjectaccessreview",
-        false,
-    )));
-    r.add_resource(Arc::new(Review::<SelfSubjectRulesReview>::new(
-        "selfsubjectrulesreview",
-        false,
-    )));
-    r.add_resource(Arc::new(Review::<SubjectAccessReview>::new(
-        "subjectaccessreview",
-        false,
-    )));
+    add::<TokenReview>(r, "tokenreview", false);
+    add::<SelfSubjectReview>(r, "selfsubjectreview", false);
+    add::<LocalSubjectAccessReview>(r, "localsubjectaccessreview", true);
+    add::<SelfSubjectAccessReview>(r, "selfsubjectaccessreview", false);
+    add::<SelfSubjectRulesReview>(r, "selfsubjectrulesreview", false);
+    add::<SubjectAccessReview>(r, "subjectaccessreview", false);
+}
+
+/// Adds the review over `T`; `singular` and scope as discovery shows them.
+fn add<T: ReviewType>(r: &mut Registry, singular: &'static str, namespaced: bool) {
+    r.add_resource(std::sync::Arc::new(Review::<T>::new(singular, namespaced)));
 }

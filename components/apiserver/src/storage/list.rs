@@ -142,6 +142,8 @@ const FILTERED_BATCH: i64 = 500;
 /// or the page's remaining `limit`); the revision is fixed by the first read.
 pub struct ListCursor {
     kv: etcd_client::KvClient,
+    /// The store's round-trip latencies (each range read is a `list`).
+    metrics: std::sync::Arc<crate::metrics::StoreMetrics>,
     prefix: String,
     end: Vec<u8>,
     /// 0 until the first read when the list reads the latest revision.
@@ -222,11 +224,13 @@ impl ListCursor {
             if self.revision > 0 {
                 opts = opts.with_revision(self.revision);
             }
+            let timer = self.metrics.timer(crate::metrics::StoreOp::List);
             let resp = self
                 .kv
                 .get(self.start.as_bytes(), Some(opts))
                 .await
                 .map_err(|e| map_compaction(e, self.revision))?;
+            drop(timer);
             if self.revision == 0 {
                 self.revision = resp.header().map(|h| h.revision()).unwrap_or(0);
             }
@@ -288,6 +292,7 @@ impl Store {
         };
         Ok(ListCursor {
             kv: self.kv(),
+            metrics: self.metrics.clone(),
             prefix: prefix.to_string(),
             end: prefix_end(prefix),
             revision,

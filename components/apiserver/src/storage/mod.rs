@@ -36,6 +36,8 @@ use etcd_client::{
 };
 use serde_json::Value;
 
+use crate::metrics::{StoreMetrics, StoreOp};
+
 pub use keys::Key;
 
 /// A failure of the store or of a storage precondition.
@@ -137,6 +139,8 @@ pub struct Store {
     /// Last seen `mod_revision` of guard keys (namespaces found live): a hint only, every use
     /// is checked by the transaction's compare.
     memo: Arc<Mutex<HashMap<String, i64>>>,
+    /// Round-trip latencies (`etcd_request_duration_seconds`).
+    pub(crate) metrics: Arc<StoreMetrics>,
 }
 
 fn is_compaction_error(e: &etcd_client::Error) -> bool {
@@ -190,6 +194,7 @@ impl Store {
         Ok(Store {
             client,
             memo: Arc::default(),
+            metrics: Arc::default(),
         })
     }
 
@@ -205,6 +210,7 @@ impl Store {
 
     /// The store's current revision.
     pub async fn current_revision(&self) -> Result<i64, StorageError> {
+        let _timer = self.metrics.timer(StoreOp::Count);
         let resp = self
             .kv()
             .get(
@@ -215,8 +221,23 @@ impl Store {
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }
 
+    /// How many keys hold objects under `prefix` (`apiserver_storage_objects`).
+    pub async fn count(&self, prefix: &str) -> Result<i64, StorageError> {
+        let _timer = self.metrics.timer(StoreOp::Count);
+        let options = GetOptions::new()
+            .with_range(list::prefix_end(prefix))
+            .with_count_only();
+        Ok(self.kv().get(prefix, Some(options)).await?.count())
+    }
+
+    /// The store's round-trip latencies.
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+
     /// Reads one object.
     pub async fn get(&self, key: &Key) -> Result<Option<Stored>, StorageError> {
+        let _timer = self.metrics.timer(StoreOp::Get);
         let resp = self.kv().get(key.as_str(), None).await?;
         match resp.kvs().first() {
             Some(kv) => Ok(Some(decode(kv.key(), kv.value(), kv.mod_revision())?)),
@@ -228,6 +249,7 @@ impl Store {
     /// (`serializable`). It may be stale on a follower; callers use it only where the write's
     /// revision compare catches staleness, and re-read with [`Store::get`] when it matters.
     pub async fn get_serializable(&self, key: &Key) -> Result<Option<Stored>, StorageError> {
+        let _timer = self.metrics.timer(StoreOp::Get);
         let resp = self
             .kv()
             .get(key.as_str(), Some(GetOptions::new().with_serializable()))
@@ -311,6 +333,7 @@ impl Store {
         markers: &[Marker],
         guard: Option<&Guard>,
     ) -> Result<i64, StorageError> {
+        let _timer = self.metrics.timer(StoreOp::Create);
         let (mut compares, mut ops) = Self::marker_ops(markers);
         compares.push(Compare::create_revision(key.as_str(), CompareOp::Equal, 0));
         let mut otherwise = Vec::new();
@@ -353,6 +376,7 @@ impl Store {
         expected: i64,
         markers: &[Marker],
     ) -> Result<i64, StorageError> {
+        let _timer = self.metrics.timer(StoreOp::Update);
         let (mut compares, mut ops) = Self::marker_ops(markers);
         compares.push(Compare::mod_revision(
             key.as_str(),
@@ -379,6 +403,7 @@ impl Store {
         expected: i64,
         markers: &[Marker],
     ) -> Result<i64, StorageError> {
+        let _timer = self.metrics.timer(StoreOp::Delete);
         let (mut compares, mut ops) = Self::marker_ops(markers);
         compares.push(Compare::mod_revision(
             key.as_str(),

@@ -51,4 +51,6 @@ mod apply;
 mod audit;
 mod commands;
 mod concurrency;
+mod events;
+mod noop;
 mod security;
