@@ -75,23 +75,10 @@ pub(crate) fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-/// A stored object's JSON with `"resourceVersion":"<revision>"` put into its metadata, by
-/// re-assembling only the top level and the metadata (as borrowed raw JSON) — the result
-/// parses equal to [`super::with_revision`] of the decoded object, with keys in the same
-/// (sorted) order. `None` when the value is not that simple (not an object, no metadata
-/// object, escaped keys, invalid JSON): the caller then takes the decoding path.
-pub fn with_revision_raw(value: &[u8], revision: i64) -> Option<Vec<u8>> {
-    use serde_json::value::RawValue;
-    use std::collections::BTreeMap;
-    let mut top: BTreeMap<&str, &RawValue> = serde_json::from_slice(value).ok()?;
-    let mut meta: BTreeMap<&str, &RawValue> =
-        serde_json::from_str(top.get("metadata")?.get()).ok()?;
-    let rv = RawValue::from_string(format!("\"{revision}\"")).ok()?;
-    meta.insert("resourceVersion", &rv);
-    let meta = RawValue::from_string(serde_json::to_string(&meta).ok()?).ok()?;
-    top.insert("metadata", &meta);
-    serde_json::to_vec(&top).ok()
-}
+/// A stored object's JSON with `"resourceVersion":"<revision>"` put into its metadata,
+/// spliced into the stored bytes without a JSON tree (`storage/splice.rs`); `None` when the
+/// value is not that simple, and the caller takes the decoding path.
+pub use super::splice::with_revision_raw;
 
 /// Decodes a stored value into an object with its resourceVersion (for [`ListCursor::next_with`]
 /// callers falling back from the raw forms).
@@ -345,6 +332,13 @@ mod tests {
             r#"{"metadata":{"name":"p","resourceVersion":"3"},"data":{"k":"\"metadata\":{\u00e9"}}"#,
             r#"{"kind":"X","metadata":{}}"#,
             r#" { "metadata" : { "name" : "spaced" } , "z" : [1, 2.5, null, true] } "#,
+            // Keys after resourceVersion, an old one to replace, look-alikes in strings and
+            // nested objects, escapes, unicode, empty containers.
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"creationTimestamp":"2026-11-24T00:00:00Z","name":"p","uid":"u-1"},"spec":{"metadata":{"resourceVersion":"9"},"s":"}]\"{[,"},"status":{}}"#,
+            r#"{"metadata":{"annotations":{"resourceVersion":"x"},"resourceVersion":"3","uid":"u"},"z":[[],{},"\u00e9\n"]}"#,
+            r#"{"metadata":{"uid":"u","name":"unsorted"},"a":-1.5e3}"#,
+            r#"{"metadata":{"zz":true,"resourceVersion":"1","a":null}}"#,
+            r#"{"metadata":{"name":"élan"},"data":{"k":"v"}}"#,
         ];
         for o in objects {
             let raw = with_revision_raw(o.as_bytes(), 42).expect(o);
@@ -365,6 +359,16 @@ mod tests {
             "[1]",
             "{",
             r#"{"meta\u0064ata":{}}"#,
+            r#"{"metadata":{"resource\u0056ersion":"1"}}"#,
+            r#"{"metadata":{},"metadata":{}}"#,
+            r#"{"metadata":{"resourceVersion":"1","resourceVersion":"2"}}"#,
+            r#"{"metadata":{}} x"#,
+            r#"{"metadata":{"a":[1,2}}"#,
+            r#"{"metadata":{"a":"unterminated}}"#,
+            r#"{"metadata":{"a":1,}}"#,
+            r#"{"metadata":{"a"}}"#,
+            "{\"metadata\":{\"a\":\"raw\u{1}control\"}}",
+            "",
         ] {
             assert!(with_revision_raw(o.as_bytes(), 1).is_none(), "{o}");
         }
