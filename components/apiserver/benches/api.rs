@@ -11,7 +11,10 @@
 //! write's acknowledgement its event arrives on the writer's own watch; 0 when it was
 //! already there) — p50/p99 latency, requests/s and the server's CPU time per operation
 //! (user + system of the server process, plus etcd's for that backend: on a shared machine
-//! this moves far less with other load than latency does); then fills to `BENCH_LIST` (10,000) pods
+//! this moves far less with other load than latency does) and the bench client's own CPU time
+//! per operation (the other half of a closed loop on 2 shared cores; requests are timed up
+//! to the whole body received, responses parsed after the clock stopped, list pages
+//! parsed on every 8th request); then fills to `BENCH_LIST` (10,000) pods
 //! and times a list of all of them as JSON, as the Table pages `kubectl get pods -A` fetches,
 //! and the real `kubectl get pods -A` when installed; then reads the RSS of the server
 //! process (and of etcd). Prints one markdown table with both backends side by side and the
