@@ -4,6 +4,13 @@
 //! rows with [`row`] from each resource's columns (`Kind::columns`/`Kind::cells`), always led
 //! by NAME. Columns of priority 1 appear only with `-o wide`. `includeObject` selects what rides
 //! along each row: nothing, the metadata (default), or the whole object.
+//!
+//! Departure from kube-apiserver: a row's `PartialObjectMetadata` (`includeObject=Metadata`
+//! or unset) carries the object's metadata **without `managedFields`**. kube-apiserver copies
+//! the whole ObjectMeta; kubectl never prints it, yet decoding it was about half of kubectl's
+//! CPU for `kubectl get pods -A` (docs/benchmarks.md, "Read path"). `includeObject=Object`
+//! (asked for by `kubectl get --sort-by`, and by clients that want the full object) keeps
+//! everything, `managedFields` included.
 
 use serde_json::{Value, json};
 
@@ -49,7 +56,7 @@ impl Column {
 pub enum IncludeObject {
     /// Nothing.
     None,
-    /// `PartialObjectMetadata` (the default).
+    /// `PartialObjectMetadata` (the default), without `managedFields`.
     Metadata,
     /// The full object.
     Object,
@@ -193,7 +200,12 @@ pub fn cells(resource: &dyn Resource, object: &Value, now: jiff::Timestamp) -> V
     Value::Array(cells)
 }
 
-fn partial_metadata(meta: Option<Value>) -> Value {
+/// A row's `PartialObjectMetadata`: the metadata without `managedFields` (see the module
+/// header for why this departs from kube-apiserver).
+fn partial_metadata(mut meta: Option<Value>) -> Value {
+    if let Some(Value::Object(m)) = meta.as_mut() {
+        m.remove("managedFields");
+    }
     json!({
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
@@ -215,6 +227,34 @@ pub fn table(resource: &dyn Resource, rows: Vec<Value>, list_meta: Value) -> Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_rows_drop_managed_fields_object_rows_keep_them() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"a": "b"},
+                         "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let registry = crate::resources::registry();
+        let res = registry.get("", "v1", "pods").expect("pods");
+        let now = jiff::Timestamp::now();
+        for r in [
+            row(res.as_ref(), &pod, IncludeObject::Metadata, now),
+            row_owned(res.as_ref(), pod.clone(), IncludeObject::Metadata, now),
+        ] {
+            assert_eq!(r["object"]["kind"], "PartialObjectMetadata");
+            assert_eq!(r["object"]["metadata"]["labels"]["a"], "b");
+            assert!(
+                r["object"]["metadata"].get("managedFields").is_none(),
+                "{r}"
+            );
+        }
+        for r in [
+            row(res.as_ref(), &pod, IncludeObject::Object, now),
+            row_owned(res.as_ref(), pod.clone(), IncludeObject::Object, now),
+        ] {
+            assert_eq!(r["object"], pod);
+        }
+    }
 
     #[test]
     fn durations_read_like_kubectl() {

@@ -222,11 +222,14 @@ async fn next(
                 let (object, meta) = match list::split_for_row(value, revision) {
                     Some(split) => split,
                     None => {
-                        let mut s = list::decode_stored(key, value, revision)?;
-                        let meta = s.object.get_mut("metadata").map(Value::take);
-                        let meta =
-                            serde_json::to_string(&meta.unwrap_or(json!({}))).unwrap_or_default();
-                        (s.object, meta)
+                        // The object keeps its metadata (cells read the name from it);
+                        // the row's copy drops managedFields, as `split_for_row`'s does.
+                        let s = list::decode_stored(key, value, revision)?;
+                        let mut meta = s.object.get("metadata").cloned().unwrap_or(json!({}));
+                        if let Some(m) = meta.as_object_mut() {
+                            m.remove("managedFields");
+                        }
+                        (s.object, serde_json::to_string(&meta).unwrap_or_default())
                     }
                 };
                 Ok(keep(&object).then(|| encoder.metadata_row(&object, &meta)))
@@ -333,7 +336,7 @@ impl Encoder {
 
 impl Encoder {
     /// A Table row with `PartialObjectMetadata` from the object's tree (cells) and its
-    /// metadata JSON — the bytes [`table::row`] gives encoded.
+    /// metadata JSON (without managedFields) — the bytes [`table::row`] gives encoded.
     fn metadata_row(&self, object: &Value, meta_json: &str) -> Vec<u8> {
         let now = self.table.map(|t| t.1).unwrap_or_else(jiff::Timestamp::now);
         let mut out = Vec::with_capacity(meta_json.len() + 256);

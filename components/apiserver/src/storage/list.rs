@@ -75,23 +75,10 @@ pub(crate) fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-/// A stored object's JSON with `"resourceVersion":"<revision>"` put into its metadata, by
-/// re-assembling only the top level and the metadata (as borrowed raw JSON) — the result
-/// parses equal to [`super::with_revision`] of the decoded object, with keys in the same
-/// (sorted) order. `None` when the value is not that simple (not an object, no metadata
-/// object, escaped keys, invalid JSON): the caller then takes the decoding path.
-pub fn with_revision_raw(value: &[u8], revision: i64) -> Option<Vec<u8>> {
-    use serde_json::value::RawValue;
-    use std::collections::BTreeMap;
-    let mut top: BTreeMap<&str, &RawValue> = serde_json::from_slice(value).ok()?;
-    let mut meta: BTreeMap<&str, &RawValue> =
-        serde_json::from_str(top.get("metadata")?.get()).ok()?;
-    let rv = RawValue::from_string(format!("\"{revision}\"")).ok()?;
-    meta.insert("resourceVersion", &rv);
-    let meta = RawValue::from_string(serde_json::to_string(&meta).ok()?).ok()?;
-    top.insert("metadata", &meta);
-    serde_json::to_vec(&top).ok()
-}
+/// A stored object's JSON with `"resourceVersion":"<revision>"` put into its metadata,
+/// spliced into the stored bytes without a JSON tree (`storage/splice.rs`); `None` when the
+/// value is not that simple, and the caller takes the decoding path.
+pub use super::splice::with_revision_raw;
 
 /// Decodes a stored value into an object with its resourceVersion (for [`ListCursor::next_with`]
 /// callers falling back from the raw forms).
@@ -101,9 +88,10 @@ pub fn decode_stored(key: &[u8], value: &[u8], revision: i64) -> Result<Stored, 
 
 /// What a Table row needs from a stored object, without building a tree of
 /// `metadata.managedFields` (most of a pod's metadata): the object as a tree *without*
-/// managedFields (for cells and selectors), and the whole metadata as JSON with
-/// `resourceVersion` (for the row's `PartialObjectMetadata`, byte-identical to encoding the
-/// decoded metadata for stored values). `None` in the cases [`with_revision_raw`] refuses.
+/// managedFields (for cells and selectors), and the metadata as JSON with `resourceVersion`
+/// and without managedFields (for the row's `PartialObjectMetadata`, which drops them — see
+/// `crate::table` — byte-identical to encoding that decoded metadata for stored values).
+/// `None` in the cases [`with_revision_raw`] refuses.
 pub fn split_for_row(value: &[u8], revision: i64) -> Option<(Value, String)> {
     use serde_json::value::RawValue;
     use std::collections::BTreeMap;
@@ -112,9 +100,10 @@ pub fn split_for_row(value: &[u8], revision: i64) -> Option<(Value, String)> {
         serde_json::from_str(top.get("metadata")?.get()).ok()?;
     let rv = RawValue::from_string(format!("\"{revision}\"")).ok()?;
     meta.insert("resourceVersion", &rv);
+    meta.remove("managedFields");
     let meta_json = serde_json::to_string(&meta).ok()?;
     let mut light_meta = serde_json::Map::new();
-    for (k, v) in meta.iter().filter(|(k, _)| **k != "managedFields") {
+    for (k, v) in &meta {
         light_meta.insert(k.to_string(), serde_json::from_str(v.get()).ok()?);
     }
     let mut object = serde_json::Map::new();
@@ -350,6 +339,13 @@ mod tests {
             r#"{"metadata":{"name":"p","resourceVersion":"3"},"data":{"k":"\"metadata\":{\u00e9"}}"#,
             r#"{"kind":"X","metadata":{}}"#,
             r#" { "metadata" : { "name" : "spaced" } , "z" : [1, 2.5, null, true] } "#,
+            // Keys after resourceVersion, an old one to replace, look-alikes in strings and
+            // nested objects, escapes, unicode, empty containers.
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"creationTimestamp":"2026-11-24T00:00:00Z","name":"p","uid":"u-1"},"spec":{"metadata":{"resourceVersion":"9"},"s":"}]\"{[,"},"status":{}}"#,
+            r#"{"metadata":{"annotations":{"resourceVersion":"x"},"resourceVersion":"3","uid":"u"},"z":[[],{},"\u00e9\n"]}"#,
+            r#"{"metadata":{"uid":"u","name":"unsorted"},"a":-1.5e3}"#,
+            r#"{"metadata":{"zz":true,"resourceVersion":"1","a":null}}"#,
+            r#"{"metadata":{"name":"élan"},"data":{"k":"v"}}"#,
         ];
         for o in objects {
             let raw = with_revision_raw(o.as_bytes(), 42).expect(o);
@@ -370,22 +366,33 @@ mod tests {
             "[1]",
             "{",
             r#"{"meta\u0064ata":{}}"#,
+            r#"{"metadata":{"resource\u0056ersion":"1"}}"#,
+            r#"{"metadata":{},"metadata":{}}"#,
+            r#"{"metadata":{"resourceVersion":"1","resourceVersion":"2"}}"#,
+            r#"{"metadata":{}} x"#,
+            r#"{"metadata":{"a":[1,2}}"#,
+            r#"{"metadata":{"a":"unterminated}}"#,
+            r#"{"metadata":{"a":1,}}"#,
+            r#"{"metadata":{"a"}}"#,
+            "{\"metadata\":{\"a\":\"raw\u{1}control\"}}",
+            "",
         ] {
             assert!(with_revision_raw(o.as_bytes(), 1).is_none(), "{o}");
         }
     }
 
     #[test]
-    fn row_split_keeps_all_but_managed_fields_in_the_tree() {
+    fn row_split_drops_managed_fields_from_tree_and_row_metadata() {
         let o = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"labels":{"a":"b"},"managedFields":[{"manager":"m"}],"name":"p"},"spec":{"nodeName":"n"}}"#;
         let (tree, meta) = split_for_row(o.as_bytes(), 7).unwrap();
         let full = super::super::with_revision(serde_json::from_str(o).unwrap(), 7);
-        assert_eq!(meta, serde_json::to_string(&full["metadata"]).unwrap());
         let mut light = full.clone();
         light["metadata"]
             .as_object_mut()
             .unwrap()
             .remove("managedFields");
+        assert_eq!(meta, serde_json::to_string(&light["metadata"]).unwrap());
+        assert!(!meta.contains("managedFields"), "{meta}");
         assert_eq!(tree, light);
         assert!(split_for_row(br#"{"kind":"X"}"#, 1).is_none());
     }

@@ -26,6 +26,7 @@
 
 pub mod keys;
 pub mod list;
+mod splice;
 pub mod watch;
 
 use std::collections::HashMap;

@@ -13,6 +13,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod log;
 mod util;
 
 /// Turns `async fn <test>(Backend)` into the tests `<test>::embedded`, `<test>::etcd` and

@@ -5,6 +5,8 @@
 //! nothing, and the one polling primitive [`wait_until`].
 #![allow(dead_code)]
 
+pub mod kubectl_log;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
