@@ -34,6 +34,7 @@ pub mod node;
 pub mod ports;
 pub mod server;
 pub mod state_machine;
+pub mod timing;
 pub mod types;
 
 pub use config::{ClusterState, Config, ConfigError};

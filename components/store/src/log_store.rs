@@ -296,12 +296,22 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
             })
             .sum();
         tracing::trace!(ops = ops.len(), entries, "raft log group commit");
+        let last = ops
+            .iter()
+            .filter_map(|o| match o {
+                WriteOp::Append(rows, _) => rows.last().map(|r| r.0),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        crate::timing::mark("fsync_start", last, ops.len());
         let result = match &failed {
             Some(msg) => Err(io::Error::other(format!(
                 "raft log writes failed earlier: {msg}"
             ))),
             None => write_group(db, &ops),
         };
+        crate::timing::mark("fsync_done", last, entries);
         if let (Err(e), None) = (&result, &failed) {
             tracing::error!(error = %e, "raft log write failed; this member stops acknowledging");
             failed = Some(e.to_string());
@@ -439,6 +449,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut c = self.cache.lock().expect("log cache lock");
             for e in entries {
+                crate::timing::mark("log_append", e.log_id.index, 0);
                 rows.push((e.log_id.index, encode(&e)?));
                 c.entries.insert(e.log_id.index, e);
             }

@@ -274,6 +274,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // The stream yields what openraft has ready at once; answer each client after its
         // entry is applied (responses are sent outside the lock).
         while let Some((entry, responder)) = entries.try_next().await? {
+            crate::timing::mark("apply", entry.log_id.index, 0);
             let listening = self.shared.events.receiver_count() > 0;
             let resp = {
                 let mut d = self.shared.data.write().expect("state lock");

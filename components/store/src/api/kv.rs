@@ -56,11 +56,14 @@ impl PbKvService for Api {
     }
 
     async fn put(&self, req: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
+        crate::timing::mark("grpc_put", 0, 0);
         let put = self.put_from_pb(req.into_inner())?;
-        match self.propose(Cmd::Put(put)).await? {
+        let r = match self.propose(Cmd::Put(put)).await? {
             (Outcome::Put(prev), rev) => Ok(Response::new(self.put_to_pb(prev, rev))),
             (o, _) => Err(unexpected(o)),
-        }
+        };
+        crate::timing::mark("grpc_reply", 0, 0);
+        r
     }
 
     async fn delete_range(

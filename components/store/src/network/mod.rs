@@ -371,7 +371,12 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RpcErr> {
-        self.raft_call(Method::Append, &rpc, &option).await
+        let last = rpc.entries.last().map_or(0, |e| e.log_id.index);
+        let n = rpc.entries.len();
+        crate::timing::mark("ae_send", last, n);
+        let r = self.raft_call(Method::Append, &rpc, &option).await;
+        crate::timing::mark("ae_reply", last, n);
+        r
     }
 
     async fn vote(

@@ -91,8 +91,14 @@ fn reply<T: serde::Serialize>(v: &T) -> Result<Response<Payload>, Status> {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let rpc = decode(req.get_ref()).map_err(bad)?;
-        reply(&self.node.raft.append_entries(rpc).await)
+        let rpc: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig> =
+            decode(req.get_ref()).map_err(bad)?;
+        let last = rpc.entries.last().map_or(0, |e| e.log_id.index);
+        let n = rpc.entries.len();
+        crate::timing::mark("ae_recv", last, n);
+        let r = reply(&self.node.raft.append_entries(rpc).await);
+        crate::timing::mark("ae_done", last, n);
+        r
     }
 
     async fn vote(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {

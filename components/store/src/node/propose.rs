@@ -52,6 +52,7 @@ impl Proposer {
     /// Proposes one write and waits for its applied response.
     pub(crate) async fn propose(&self, req: Request) -> ProposeResult {
         let (done, rx) = oneshot::channel();
+        crate::timing::mark("propose", 0, 0);
         self.tx
             .send(Pending { req, done })
             .map_err(|_| Some(NodeError::Stopped))?;
@@ -128,7 +129,10 @@ fn safe_to_resend(req: &Request) -> bool {
 
 async fn client_write(raft: &Raft, req: Request) -> ProposeResult {
     let resend = safe_to_resend(&req);
-    match raft.client_write(req).await {
+    crate::timing::mark("client_write", 0, 0);
+    let written = raft.client_write(req).await;
+    crate::timing::mark("written", 0, 0);
+    match written {
         Ok(r) => Ok(r.data),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(None),
         // Our entry was replaced by a new leader's log: it may still commit through that
