@@ -5,6 +5,9 @@
 //! and peer listeners on loopback ephemeral ports, data in the configured dir), waits until
 //! the member has elected itself leader, and hands back its client URL; the server then talks
 //! to it through the etcd v3 API exactly as to real etcd or a store cluster — one code path.
+//! Only the transport differs: the server's client calls the member's gRPC services in
+//! process ([`EmbeddedStore::in_process_api`]: tonic's codec, no HTTP/2 framing, no loopback
+//! TCP, no connection tasks), while the member's client URL still serves `etcdctl` and others.
 //! [`crate::run`] calls [`EmbeddedStore::shutdown`] after serving stops (SIGTERM/ctrl-c), on
 //! a failed start too, so the Raft log and state machine are closed cleanly.
 
@@ -40,6 +43,12 @@ impl EmbeddedStore {
     /// Its etcd v3 API endpoints (`http://127.0.0.1:PORT`).
     pub fn endpoints(&self) -> Vec<String> {
         self.store.client_urls().to_vec()
+    }
+
+    /// Its etcd v3 services as an in-process gRPC service (see
+    /// [`crate::storage::Store::connect_in_process`]).
+    pub fn in_process_api(&self) -> tonic::service::Routes {
+        self.store.in_process_api()
     }
 
     /// Stops serving and closes the data dir.

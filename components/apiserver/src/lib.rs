@@ -198,9 +198,18 @@ pub fn client_url(config: &Config, bound: std::net::SocketAddr, tls: bool) -> St
 
 /// Sets up security, connects to the store, bootstraps it and loads the RBAC policy.
 pub async fn prepare(config: Config, bound: std::net::SocketAddr) -> Result<Prepared, RunError> {
+    let store = storage::Store::connect(&config.etcd_servers).await?;
+    prepare_with(config, bound, store).await
+}
+
+/// [`prepare`] on a store client already made (the embedded store's in-process one).
+async fn prepare_with(
+    config: Config,
+    bound: std::net::SocketAddr,
+    store: storage::Store,
+) -> Result<Prepared, RunError> {
     config.validate()?;
     let setup = security::setup(&config.security, bound, config.service_cluster_ip_range)?;
-    let store = storage::Store::connect(&config.etcd_servers).await?;
     store.current_revision().await?;
     let registry = resources::registry();
     let openapi = openapi::OpenApi::build(&registry, schema_index(), KUBERNETES_VERSION);
@@ -249,25 +258,39 @@ pub async fn run(
 ) -> Result<(), RunError> {
     config.validate()?;
     let Some(dir) = config.embedded_store.clone() else {
-        return serve(config, listener, shutdown).await;
+        return serve(config, None, listener, shutdown).await;
     };
     let store = embedded::start(&dir).await?;
     config.etcd_servers = store.endpoints();
     config.embedded_store = None;
-    let result = serve(config, listener, shutdown).await;
+    let result = match storage::Store::connect_in_process(
+        &dir.display().to_string(),
+        store.in_process_api(),
+    )
+    .await
+    {
+        Ok(client) => serve(config, Some(client), listener, shutdown).await,
+        Err(e) => Err(e.into()),
+    };
     store.shutdown().await;
     result
 }
 
+/// Serves until `shutdown`; `store` is the client to use, or `None` to connect to
+/// `config.etcd_servers`.
 async fn serve(
     config: Config,
+    store: Option<storage::Store>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let bound = listener.local_addr().map_err(RunError::Serve)?;
     let kubeconfig_out = config.security.admin_kubeconfig.clone();
     let url = client_url(&config, bound, !config.security.plain_http);
-    let prepared = prepare(config, bound).await?;
+    let prepared = match store {
+        Some(store) => prepare_with(config, bound, store).await?,
+        None => prepare(config, bound).await?,
+    };
     if let Some(path) = &kubeconfig_out {
         kubeconfig::for_user(
             &prepared.ca,

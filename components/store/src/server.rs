@@ -80,12 +80,26 @@ pub struct RunningStore {
     servers: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
     log_closed: Option<tokio::sync::oneshot::Receiver<()>>,
+    max_request_bytes: usize,
+    progress_notify: Duration,
 }
 
 impl RunningStore {
     /// The URLs the etcd v3 API is served on (`http://127.0.0.1:PORT`).
     pub fn client_urls(&self) -> &[String] {
         &self.client_urls
+    }
+
+    /// The etcd v3 services of this member as an in-process gRPC service: the same services
+    /// (and limits) as on its client listeners, called without HTTP/2 or TCP in between, for
+    /// a client in the same process (the API server's embedded store). Requests go through
+    /// tonic's codec exactly as over the network; only the transport is skipped.
+    pub fn in_process_api(&self) -> tonic::service::Routes {
+        crate::api::routes(
+            self.node.clone(),
+            self.max_request_bytes,
+            self.progress_notify,
+        )
     }
 
     /// The advertised peer URLs.
@@ -337,6 +351,8 @@ async fn start_member(
         servers,
         tasks,
         log_closed: None,
+        max_request_bytes: config.max_request_bytes,
+        progress_notify: progress,
     })
 }
 

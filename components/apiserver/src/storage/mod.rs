@@ -170,6 +170,12 @@ fn decode(key: &[u8], value: &[u8], revision: i64) -> Result<Stored, StorageErro
     })
 }
 
+fn connect_options() -> ConnectOptions {
+    ConnectOptions::new()
+        .with_connect_timeout(std::time::Duration::from_secs(5))
+        .with_timeout(std::time::Duration::from_secs(30))
+}
+
 /// The object JSON as stored: without resourceVersion (the revision is the store's).
 fn encode(object: &Value) -> Vec<u8> {
     if object.pointer("/metadata/resourceVersion").is_none() {
@@ -186,17 +192,37 @@ fn encode(object: &Value) -> Vec<u8> {
 impl Store {
     /// Connects to the store endpoints (`http://127.0.0.1:2379`, ...).
     pub async fn connect(endpoints: &[String]) -> Result<Store, StorageError> {
-        let options = ConnectOptions::new()
-            .with_connect_timeout(std::time::Duration::from_secs(5))
-            .with_timeout(std::time::Duration::from_secs(30));
-        let client = Client::connect(endpoints, Some(options))
+        let client = Client::connect(endpoints, Some(connect_options()))
             .await
             .map_err(|e| StorageError::Unavailable(endpoints.join(","), e))?;
-        Ok(Store {
+        Ok(Store::with_client(client))
+    }
+
+    /// Connects to a store member in this process through its gRPC services (the embedded
+    /// store): the same etcd client and protobuf messages as [`Store::connect`], without
+    /// HTTP/2 and loopback TCP in between. `name` only labels errors.
+    pub async fn connect_in_process(
+        name: &str,
+        api: tonic::service::Routes,
+    ) -> Result<Store, StorageError> {
+        use tower::ServiceExt;
+        let api = ServiceExt::<http::Request<tonic::body::Body>>::map_err(
+            api,
+            |e: std::convert::Infallible| -> tower::BoxError { match e {} },
+        );
+        let channel = etcd_client::Channel::Custom(tower::util::BoxCloneSyncService::new(api));
+        let client = Client::from_channel(channel, Some(connect_options()))
+            .await
+            .map_err(|e| StorageError::Unavailable(name.to_string(), e))?;
+        Ok(Store::with_client(client))
+    }
+
+    fn with_client(client: Client) -> Store {
+        Store {
             client,
             memo: Arc::default(),
             metrics: Arc::default(),
-        })
+        }
     }
 
     /// Compacts the store's history up to `revision` (kube-apiserver's periodic compaction).
