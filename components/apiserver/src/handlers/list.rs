@@ -77,6 +77,26 @@ pub fn parse_rv(v: &str) -> Result<i64, ApiError> {
     })
 }
 
+/// The store cursor of a list request (its limit, continue token and resourceVersion, once
+/// the store has reached that revision) over the request's collection; `filtered` when
+/// selectors will drop items. Also whether the request continues an earlier page, which
+/// [`list_error`] needs.
+pub(crate) async fn open_cursor(
+    ctx: &Ctx,
+    req: &Req,
+    filtered: bool,
+) -> Result<(ListCursor, bool), ApiError> {
+    let options = list_options(req)?;
+    super::fresh::wait_for_request(ctx, req).await?;
+    let continued = options.continue_token.is_some();
+    let prefix = keys::collection(req.resource.info().plural, req.namespace());
+    let cursor = ctx
+        .store
+        .list_cursor(&prefix, &options, filtered)
+        .map_err(|e| list_error(e, continued))?;
+    Ok((cursor, continued))
+}
+
 pub(crate) fn list_error(e: StorageError, continued: bool) -> ApiError {
     match e {
         StorageError::InvalidContinue(t) => {
@@ -104,14 +124,7 @@ pub(crate) fn list_error(e: StorageError, continued: bool) -> ApiError {
 pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     let info = req.resource.info();
     let filter = Arc::new(Filter::from_request(req)?);
-    let options = list_options(req)?;
-    super::fresh::wait_for_request(ctx, req).await?;
-    let continued = options.continue_token.is_some();
-    let prefix = keys::collection(info.plural, req.namespace());
-    let mut cursor = ctx
-        .store
-        .list_cursor(&prefix, &options, !filter.is_empty())
-        .map_err(|e| list_error(e, continued))?;
+    let (mut cursor, continued) = open_cursor(ctx, req, !filter.is_empty()).await?;
     let keep = {
         let filter = filter.clone();
         move |o: &Value| filter.matches(o)

@@ -13,7 +13,6 @@ use serde_json::{Map, Value, json};
 use super::meta::Filter;
 use super::{Ctx, Format, Reply, Req};
 use crate::error::ApiError;
-use crate::storage::keys;
 
 /// `meta.k8s.io/<version>`.
 fn api_version(version: &str) -> String {
@@ -41,16 +40,8 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     let Format::Metadata { version, .. } = req.format else {
         return super::list::list(ctx, req).await;
     };
-    let info = req.resource.info();
     let filter = Filter::from_request(req)?;
-    let options = super::list::list_options(req)?;
-    super::fresh::wait_for_request(ctx, req).await?;
-    let continued = options.continue_token.is_some();
-    let prefix = keys::collection(info.plural, req.namespace());
-    let mut cursor = ctx
-        .store
-        .list_cursor(&prefix, &options, !filter.is_empty())
-        .map_err(|e| super::list::list_error(e, continued))?;
+    let (mut cursor, continued) = super::list::open_cursor(ctx, req, !filter.is_empty()).await?;
     let mut items = Vec::new();
     while let Some(batch) = cursor
         .next_batch(&|o: &Value| filter.matches(o))
