@@ -62,6 +62,11 @@ pub struct Args {
     /// (Go-style duration: 5m, 90s, 1h30m); 0 disables. As kube-apiserver's flag.
     #[arg(long, default_value = "5m", value_parser = kubelab_apiserver::compactor::parse_duration)]
     etcd_compaction_interval: std::time::Duration,
+    /// Page Table lists (`kubectl get`'s) by their `limit`, as kube-apiserver does. By default
+    /// a Table list is returned whole, which spares kubectl its client-side rate limiter
+    /// (QPS 5, burst 10) on every page beyond the tenth.
+    #[arg(long)]
+    honor_table_limit: bool,
 }
 
 /// Where the embedded store keeps its data unless --store-data-dir says otherwise.
@@ -80,6 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     config.service_cluster_ip_range = args.service_cluster_ip_range;
     config.service_node_port_range = args.service_node_port_range;
     config.etcd_compaction_interval = args.etcd_compaction_interval;
+    config.honor_table_limit = args.honor_table_limit;
     let s = &mut config.security;
     s.tls_sans = args.tls_sans;
     s.advertise_address = args.advertise_address;

@@ -86,7 +86,12 @@ pub(crate) async fn open_cursor(
     req: &Req,
     filtered: bool,
 ) -> Result<(ListCursor, bool), ApiError> {
-    let options = list_options(req)?;
+    let mut options = list_options(req)?;
+    if req.format == Format::Table && !ctx.config.honor_table_limit {
+        // Tables are streamed whole (`Config::honor_table_limit`): no page, no continue
+        // token; a continue token from an earlier page still says where to start.
+        options.limit = None;
+    }
     super::fresh::wait_for_request(ctx, req).await?;
     let continued = options.continue_token.is_some();
     let prefix = keys::collection(req.resource.info().plural, req.namespace());

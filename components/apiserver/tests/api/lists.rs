@@ -307,3 +307,53 @@ async fn lists_larger_than_a_batch_stream_at_one_revision() {
     with_late.push("zz-late".into());
     assert_eq!(names(&yaml, "items"), with_late);
 }
+
+/// Table lists ignore `limit` by default (kubectl's rate limiter makes every page beyond the
+/// tenth cost ~0.2 s: `Config::honor_table_limit`); plain lists keep their pages; with
+/// `honor_table_limit` a Table is paged as kube-apiserver pages it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_lists_are_whole_unless_the_limit_is_honoured() {
+    for honor in [false, true] {
+        let s = support::Server::start_full(support::Backend::Embedded, &[], |c| {
+            c.honor_table_limit = honor;
+        })
+        .await;
+        let c = s.client();
+        namespace(&c, "t").await;
+        for i in 0..3 {
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": format!("cm-{i}")}, "data": {"k": "v"}});
+            let (code, body) = c.json("POST", "/api/v1/namespaces/t/configmaps", &cm).await;
+            assert_eq!(code, 201, "{body}");
+        }
+        let all = ["cm-0", "cm-1", "cm-2"].map(String::from).to_vec();
+        let table = |path: String| {
+            let c = c.clone();
+            async move {
+                let r = c.send("GET", &path, &[("accept", TABLE)], vec![]).await;
+                assert_eq!(r.code, 200, "{path}");
+                r.json()
+            }
+        };
+        let first = table("/api/v1/namespaces/t/configmaps?limit=2".into()).await;
+        let token = first["metadata"]["continue"].as_str().map(str::to_string);
+        if honor {
+            assert_eq!(names(&first, "rows"), all[..2], "{first}");
+            let token = token.expect("a continue token on a Table page");
+            let rest = table(format!(
+                "/api/v1/namespaces/t/configmaps?limit=2&continue={token}"
+            ))
+            .await;
+            assert_eq!(names(&rest, "rows"), all[2..], "{rest}");
+        } else {
+            assert_eq!(names(&first, "rows"), all, "{first}");
+            assert_eq!(token, None, "no continue token on a whole Table: {first}");
+            assert!(first["metadata"]["resourceVersion"].is_string(), "{first}");
+        }
+        // Plain lists are paged either way.
+        let (code, page) = c.get("/api/v1/namespaces/t/configmaps?limit=2").await;
+        assert_eq!(code, 200);
+        assert_eq!(names(&page, "items"), all[..2], "{page}");
+        assert!(page["metadata"]["continue"].is_string(), "{page}");
+    }
+}
