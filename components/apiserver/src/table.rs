@@ -49,6 +49,26 @@ impl Column {
             priority: 1,
         }
     }
+
+    /// The `-o wide` columns of a workload with a pod template, as kube-apiserver prints them:
+    /// Containers, Images and (`selector`) Selector.
+    pub fn pod_template_wide(selector: bool) -> impl Iterator<Item = Column> {
+        [
+            Column::wide(
+                "Containers",
+                "string",
+                "Names of each container in the template.",
+            ),
+            Column::wide(
+                "Images",
+                "string",
+                "Images referenced by each container in the template.",
+            ),
+            Column::wide("Selector", "string", "Label selector for pods."),
+        ]
+        .into_iter()
+        .take(if selector { 3 } else { 2 })
+    }
 }
 
 /// What each row carries besides its cells.
@@ -227,6 +247,56 @@ pub fn table(resource: &dyn Resource, rows: Vec<Value>, list_meta: Value) -> Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workload_columns_are_kube_apiservers() {
+        // `kubectl get <kind> -o wide` headers against kube-apiserver 1.32.
+        let registry = crate::resources::registry();
+        for (group, plural, want) in [
+            (
+                "apps",
+                "deployments",
+                "Name Ready Up-to-date Available Age Containers Images Selector",
+            ),
+            (
+                "apps",
+                "replicasets",
+                "Name Desired Current Ready Age Containers Images Selector",
+            ),
+            ("apps", "statefulsets", "Name Ready Age Containers Images"),
+            (
+                "apps",
+                "daemonsets",
+                "Name Desired Current Ready Up-to-date Available Node Selector Age Containers Images Selector",
+            ),
+            (
+                "batch",
+                "jobs",
+                "Name Status Completions Duration Age Containers Images Selector",
+            ),
+        ] {
+            let version = "v1";
+            let res = registry.get(group, version, plural).expect(plural);
+            let defs = column_definitions(res.as_ref());
+            let names: Vec<&str> = defs
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names.join(" "), want, "{plural}");
+            let wide = defs
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["priority"] == 1);
+            assert!(
+                wide.map(|c| c["name"].as_str().unwrap())
+                    .any(|n| n == "Images"),
+                "{plural}: Images is a wide column"
+            );
+        }
+    }
 
     #[test]
     fn metadata_rows_drop_managed_fields_object_rows_keep_them() {

@@ -86,18 +86,10 @@ impl Kind for DaemonSets {
                 "The node selector of the daemon set.",
             ),
             Column::new("Age", "date", "CreationTimestamp"),
-            Column::wide(
-                "Containers",
-                "string",
-                "Names of each container in the template.",
-            ),
-            Column::wide(
-                "Images",
-                "string",
-                "Images referenced by each container in the template.",
-            ),
-            Column::wide("Selector", "string", "Label selector for pods."),
         ]
+        .into_iter()
+        .chain(Column::pod_template_wide(true))
+        .collect()
     }
 
     fn cells(ds: &DaemonSet, age: &str) -> Vec<Value> {

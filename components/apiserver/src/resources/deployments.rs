@@ -87,18 +87,10 @@ impl Kind for Deployments {
                 "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
             ),
             Column::new("Age", "date", "CreationTimestamp"),
-            Column::wide(
-                "Containers",
-                "string",
-                "Names of each container in the template.",
-            ),
-            Column::wide(
-                "Images",
-                "string",
-                "Images referenced by each container in the template.",
-            ),
-            Column::wide("Selector", "string", "Label selector for pods."),
         ]
+        .into_iter()
+        .chain(Column::pod_template_wide(true))
+        .collect()
     }
 
     fn cells(d: &Deployment, age: &str) -> Vec<Value> {

@@ -121,18 +121,10 @@ impl Kind for Jobs {
             ),
             Column::new("Duration", "string", "Time required to complete the job."),
             Column::new("Age", "date", "CreationTimestamp"),
-            Column::wide(
-                "Containers",
-                "string",
-                "Names of each container in the template.",
-            ),
-            Column::wide(
-                "Images",
-                "string",
-                "Images referenced by each container in the template.",
-            ),
-            Column::wide("Selector", "string", "Label selector for pods."),
         ]
+        .into_iter()
+        .chain(Column::pod_template_wide(true))
+        .collect()
     }
 
     fn cells(job: &Job, age: &str) -> Vec<Value> {

@@ -54,18 +54,10 @@ impl Kind for ReplicaSets {
             Column::new("Current", "integer", "Number of actually running pods."),
             Column::new("Ready", "integer", "Number of ready pods."),
             Column::new("Age", "date", "CreationTimestamp"),
-            Column::wide(
-                "Containers",
-                "string",
-                "Names of each container in the template.",
-            ),
-            Column::wide(
-                "Images",
-                "string",
-                "Images referenced by each container in the template.",
-            ),
-            Column::wide("Selector", "string", "Label selector for pods."),
         ]
+        .into_iter()
+        .chain(Column::pod_template_wide(true))
+        .collect()
     }
 
     fn cells(rs: &ReplicaSet, age: &str) -> Vec<Value> {

@@ -80,17 +80,10 @@ impl Kind for StatefulSets {
         vec![
             Column::new("Ready", "string", "Number of the pod with ready state"),
             Column::new("Age", "date", "CreationTimestamp"),
-            Column::wide(
-                "Containers",
-                "string",
-                "Names of each container in the template.",
-            ),
-            Column::wide(
-                "Images",
-                "string",
-                "Images referenced by each container in the template.",
-            ),
         ]
+        .into_iter()
+        .chain(Column::pod_template_wide(false))
+        .collect()
     }
 
     fn cells(s: &StatefulSet, age: &str) -> Vec<Value> {
