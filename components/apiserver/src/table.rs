@@ -249,6 +249,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn binding_rows_show_the_role_and_each_kind_of_subject() {
+        let registry = crate::resources::registry();
+        let subjects = json!([
+            {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"},
+            {"kind": "Group", "name": "devs", "apiGroup": "rbac.authorization.k8s.io"},
+            {"kind": "ServiceAccount", "name": "bot", "namespace": "ci"},
+            {"kind": "User", "name": "bob", "apiGroup": "rbac.authorization.k8s.io"},
+        ]);
+        for (plural, namespaced) in [("rolebindings", true), ("clusterrolebindings", false)] {
+            let res = registry
+                .get("rbac.authorization.k8s.io", "v1", plural)
+                .expect(plural);
+            let mut b = json!({"metadata": {"name": "b"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                "subjects": subjects});
+            if namespaced {
+                b["metadata"]["namespace"] = json!("default");
+            }
+            let now = jiff::Timestamp::now();
+            let row = cells(res.as_ref(), &b, now);
+            assert_eq!(
+                row,
+                json!([
+                    "b",
+                    "ClusterRole/view",
+                    "<unknown>",
+                    "alice, bob",
+                    "devs",
+                    "ci/bot"
+                ]),
+                "{plural}"
+            );
+        }
+    }
+
+    #[test]
     fn workload_columns_are_kube_apiservers() {
         // `kubectl get <kind> -o wide` headers against kube-apiserver 1.32.
         let registry = crate::resources::registry();

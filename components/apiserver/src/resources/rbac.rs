@@ -47,6 +47,18 @@ fn validate_rules(
     }
 }
 
+/// A binding's cells: Role, Age, and its Users, Groups and ServiceAccounts (`-o wide`).
+fn binding_cells(role_ref: &RoleRef, subjects: Option<&Vec<Subject>>, age: &str) -> Vec<Value> {
+    let [u, g, s] = subjects_cells(subjects);
+    vec![
+        json!(format!("{}/{}", role_ref.kind, role_ref.name)),
+        json!(age),
+        json!(u),
+        json!(g),
+        json!(s),
+    ]
+}
+
 fn subjects_cells(subjects: Option<&Vec<Subject>>) -> [String; 3] {
     let pick = |kind: &str| {
         subjects
@@ -194,14 +206,7 @@ impl Kind for RoleBindings {
         binding_columns()
     }
     fn cells(b: &RoleBinding, age: &str) -> Vec<Value> {
-        let [u, g, s] = subjects_cells(b.subjects.as_ref());
-        vec![
-            json!(format!("{}/{}", b.role_ref.kind, b.role_ref.name)),
-            json!(age),
-            json!(u),
-            json!(g),
-            json!(s),
-        ]
+        binding_cells(&b.role_ref, b.subjects.as_ref(), age)
     }
 }
 
@@ -230,13 +235,6 @@ impl Kind for ClusterRoleBindings {
         binding_columns()
     }
     fn cells(b: &ClusterRoleBinding, age: &str) -> Vec<Value> {
-        let [u, g, s] = subjects_cells(b.subjects.as_ref());
-        vec![
-            json!(format!("{}/{}", b.role_ref.kind, b.role_ref.name)),
-            json!(age),
-            json!(u),
-            json!(g),
-            json!(s),
-        ]
+        binding_cells(&b.role_ref, b.subjects.as_ref(), age)
     }
 }
