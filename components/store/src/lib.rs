@@ -8,7 +8,8 @@
 //! - [`state_machine`]: applies entries to [`mvcc`], builds/installs snapshots, announces
 //!   applied revisions to watchers.
 //! - [`mvcc`]: etcd's data model (revisions, versions, txn, compaction, leases), deterministic.
-//! - [`network`]: the peer transport (openraft RPCs + forwarding to the leader) on gRPC.
+//! - [`network`]: the peer transport on one port: AppendEntries as openraft `stream_append`
+//!   over plain TCP frames; vote, snapshot and forwarding to the leader on gRPC.
 //! - [`node`]: one member's client-side operations: writes (grouped into batch entries),
 //!   linearizable reads (shared read-index rounds), leases, membership — leader or not.
 //! - `api`: the etcd v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance).

@@ -267,12 +267,20 @@ impl LogStore {
     }
 }
 
+/// How often at most the committed index rides along with a log append. Writing it in every
+/// append transaction dirtied the meta table's pages on every write (on the followers' critical
+/// path); it is only a restart hint (see `save_committed`), so a second of lag costs a restarted
+/// member at most a second of entries applied a little later, once a leader commits again.
+const COMMITTED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The writer thread: group-commits queued operations, one fsync per group.
 fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
     let mut failed: Option<String> = None;
     // The committed index is only a restart hint: it never costs an fsync of its own, it
-    // rides along with the next durable write.
+    // rides along with the next durable write that touches the meta table anyway, or with a
+    // log append at most every `COMMITTED_EVERY`, and is written on a clean stop.
     let mut lazy: Option<WriteOp> = None;
+    let mut committed_at = std::time::Instant::now();
     while let Ok(first) = rx.recv() {
         let mut ops = Vec::new();
         for op in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
@@ -284,7 +292,11 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
         if ops.is_empty() {
             continue;
         }
-        ops.extend(lazy.take());
+        let meta_anyway = ops.iter().any(|o| !matches!(o, WriteOp::Append(..)));
+        if lazy.is_some() && (meta_anyway || committed_at.elapsed() >= COMMITTED_EVERY) {
+            ops.extend(lazy.take());
+            committed_at = std::time::Instant::now();
+        }
         let entries: usize = ops
             .iter()
             .map(|o| {
@@ -329,6 +341,12 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
                 _ => {}
             }
         }
+    }
+    // Stopping (the store was dropped): keep the latest committed index for the restart.
+    if let (Some(op), None) = (lazy, &failed)
+        && let Err(e) = write_group(db, &[op])
+    {
+        tracing::warn!(error = %e, "saving the committed index at stop");
     }
 }
 
@@ -426,7 +444,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
         // Not fsynced on its own: it only speeds up restart (re-apply up to it at once) and
-        // rides along with the next log append's commit.
+        // rides along with a later commit of the writer thread (see `COMMITTED_EVERY`).
         if let Some(c) = &committed {
             self.send(WriteOp::Meta(KEY_COMMITTED, encode(c)?, None))?;
         }

@@ -303,11 +303,14 @@ async fn start_member(
     for (listener, addr) in peers {
         let svc = network::server::service(node.clone());
         let stop = stopped(stop_rx.clone());
+        // One port, two protocols: AppendEntries connections are served apart, the rest
+        // (HTTP/2) comes to tonic (see `network/append_server.rs`).
+        let grpc = network::append_server::serve_peer_port(listener, node.clone(), stop_rx.clone());
         servers.push(tokio::spawn(async move {
             let r = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(svc)
-                .serve_with_incoming_shutdown(incoming(listener), stop)
+                .serve_with_incoming_shutdown(grpc, stop)
                 .await;
             if let Err(e) = r {
                 tracing::error!(%addr, error = %e, "peer server failed");

@@ -1,7 +1,16 @@
-//! The peer transport: openraft RPCs and leader forwarding, over a small gRPC service of our own.
+//! The peer transport: openraft RPCs and leader forwarding, on one peer port.
 //!
-//! Every message is a Rust type encoded with MessagePack inside a `Payload` (see
-//! `proto/peer.proto`); gRPC (tonic, HTTP/2) provides framing, connection reuse and timeouts.
+//! Two protocols share the peer listener (`append_server.rs` tells them apart by a
+//! connection's first bytes):
+//! - **AppendEntries** (the write path's critical hop) goes over a lean transport of its own:
+//!   openraft's `stream_append` on one plain TCP connection per replication target,
+//!   length-delimited MessagePack frames, replies in order on the same socket, pipelined
+//!   (`frame.rs`, `append.rs`, `append_server.rs`).
+//! - **Everything else** — vote, snapshot, forwarded requests (and unary AppendEntries, which
+//!   openraft does not use while `stream_append` is implemented) — is a small gRPC service of
+//!   our own: a Rust type encoded with MessagePack inside a `Payload` (see `proto/peer.proto`);
+//!   gRPC (tonic, HTTP/2) provides framing, connection reuse and timeouts.
+//!
 //! Outgoing: [`Network`] is openraft's network factory and also the client for
 //! [`ForwardRequest`]s (a follower sends writes, read-index and lease requests to the leader).
 //! Incoming: `server.rs` decodes, hands to openraft or to the local [`crate::node::Node`], and
@@ -10,19 +19,30 @@
 //! [`SNAPSHOT_CHUNK`]-sized `InstallSnapshot` calls, which the receiver reassembles before
 //! handing the snapshot to openraft (`install_full_snapshot`).
 
+mod append;
+pub(crate) mod append_server;
+mod frame;
 pub(crate) mod server;
+
+pub use append::AppendError;
+/// The first bytes of an AppendEntries connection on the peer port (tests and tools that probe
+/// the port need them).
+pub use frame::MAGIC as APPEND_MAGIC;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use openraft::error::{
     Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
     Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, VoteRequest,
+    VoteResponse,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tonic::transport::{Channel, Endpoint};
@@ -280,15 +300,20 @@ pub struct PeerConn {
     target: NodeId,
     url: Option<String>,
     net: Network,
+    /// The AppendEntries connection of this openraft network instance (one per replication
+    /// stream or heartbeat worker).
+    append: append::AppendConn,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerConn;
 
     async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> PeerConn {
+        let url = node.peer_urls.first().cloned();
         PeerConn {
             target,
-            url: node.peer_urls.first().cloned(),
+            append: append::AppendConn::new(target, url.clone()),
+            url,
             net: self.clone(),
         }
     }
@@ -377,6 +402,18 @@ impl RaftNetworkV2<TypeConfig> for PeerConn {
         let r = self.raft_call(Method::Append, &rpc, &option).await;
         crate::timing::mark("ae_reply", last, n);
         r
+    }
+
+    /// AppendEntries go over the lean transport (`append.rs`), not the gRPC service.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RpcErr>>, RpcErr>>
+    where
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        self.append.stream(input, option)
     }
 
     async fn vote(

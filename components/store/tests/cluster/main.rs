@@ -6,5 +6,6 @@ mod failover;
 mod leases;
 mod membership;
 mod reads;
+mod transport;
 mod util;
 mod watch;

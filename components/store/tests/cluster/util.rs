@@ -47,7 +47,11 @@ pub struct Slot {
     pub name: String,
     pub dir: PathBuf,
     pub client_port: u16,
+    /// The advertised peer port (in `--initial-cluster`).
     pub peer_port: u16,
+    /// Where the member itself listens for peers, when that differs from `peer_port` (a test
+    /// proxy sits on `peer_port`, see `transport.rs`).
+    pub listen_peer_port: Option<u16>,
 }
 
 impl Slot {
@@ -71,6 +75,27 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` members as a new cluster.
     pub async fn start(n: usize, snapshot_count: u64) -> anyhow::Result<Self> {
+        Self::start_with(n, snapshot_count, false).await
+    }
+
+    /// Starts `n` members; with `proxied`, each listens for peers on a port of its own while
+    /// advertising `peer_port`, where the test puts a proxy before starting them.
+    pub async fn start_with(n: usize, snapshot_count: u64, proxied: bool) -> anyhow::Result<Self> {
+        Self::start_hooked(n, snapshot_count, proxied, |_| async { Ok(()) }).await
+    }
+
+    /// As [`Cluster::start_with`], calling `before_members` with the slots before any member
+    /// starts (to set up proxies on the advertised peer ports).
+    pub async fn start_hooked<F, Fut>(
+        n: usize,
+        snapshot_count: u64,
+        proxied: bool,
+        before_members: F,
+    ) -> anyhow::Result<Self>
+    where
+        F: FnOnce(Vec<Slot>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
         init_tracing();
         let tmp = tempfile::tempdir()?;
         let slots: Vec<Slot> = (0..n)
@@ -79,6 +104,7 @@ impl Cluster {
                 dir: tmp.path().join(format!("m{i}")),
                 client_port: free_port(),
                 peer_port: free_port(),
+                listen_peer_port: None,
             })
             .collect();
         let initial_cluster = slots
@@ -86,6 +112,14 @@ impl Cluster {
             .map(|s| format!("{}={}", s.name, s.peer_url()))
             .collect::<Vec<_>>()
             .join(",");
+        let slots: Vec<Slot> = slots
+            .into_iter()
+            .map(|s| Slot {
+                listen_peer_port: proxied.then(free_port),
+                ..s
+            })
+            .collect();
+        before_members(slots.clone()).await?;
         let mut c = Cluster {
             tmp,
             slots,
@@ -104,7 +138,13 @@ impl Cluster {
         let s = &self.slots[i];
         let mut cfg = Config::single(&s.name, &s.dir);
         cfg.listen_client_urls = vec![s.client_url()];
-        cfg.listen_peer_urls = vec![s.peer_url()];
+        match s.listen_peer_port {
+            None => cfg.listen_peer_urls = vec![s.peer_url()],
+            Some(p) => {
+                cfg.listen_peer_urls = vec![format!("http://127.0.0.1:{p}")];
+                cfg.initial_advertise_peer_urls = vec![s.peer_url()];
+            }
+        }
         cfg.initial_cluster = self.initial_cluster.clone();
         cfg.initial_cluster_state = state;
         cfg.heartbeat_interval_ms = 100;
@@ -135,6 +175,7 @@ impl Cluster {
             dir: self.tmp.path().join(format!("m{i}")),
             client_port: free_port(),
             peer_port: free_port(),
+            listen_peer_port: None,
         };
         self.initial_cluster
             .push_str(&format!(",{}={}", slot.name, slot.peer_url()));
