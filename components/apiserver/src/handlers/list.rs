@@ -148,7 +148,8 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
         .map_err(|e| list_error(e, continued))?
         .unwrap_or_else(|| match mode {
             Mode::Objects => Batch::Objects(Vec::new()),
-            _ => Batch::Raw(Vec::new()),
+            Mode::Raw => Batch::Joined(Vec::new()),
+            Mode::MetadataRows => Batch::Raw(Vec::new()),
         });
     let mut meta = Map::new();
     meta.insert(
@@ -179,7 +180,7 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
     if cursor.is_done() {
         page_meta(&mut meta, cursor.page_end());
     }
-    let mut head = encoder.head(&meta);
+    let mut head = encoder.head(&meta, first.encoded_len());
     encoder.items(&mut head, first, true);
     if cursor.is_done() {
         head.extend_from_slice(b"]}");
@@ -213,6 +214,18 @@ pub async fn list(ctx: &Ctx, req: &Req) -> Result<Reply, ApiError> {
 enum Batch {
     Objects(Vec<Stored>),
     Raw(Vec<Vec<u8>>),
+    /// Encoded items already comma-separated in one buffer (plain JSON lists).
+    Joined(Vec<u8>),
+}
+
+impl Batch {
+    /// The bytes the batch's items take encoded, when already encoded in one buffer.
+    fn encoded_len(&self) -> Option<usize> {
+        match self {
+            Batch::Joined(items) => Some(items.len()),
+            _ => None,
+        }
+    }
 }
 
 /// How a list reads its objects.
@@ -234,7 +247,7 @@ async fn next(
 ) -> Result<Option<Batch>, StorageError> {
     Ok(match mode {
         Mode::Objects => cursor.next_batch(keep).await?.map(Batch::Objects),
-        Mode::Raw => cursor.next_raw_batch().await?.map(Batch::Raw),
+        Mode::Raw => cursor.next_raw_joined().await?.map(Batch::Joined),
         Mode::MetadataRows => cursor
             .next_with(|key, value, revision| {
                 let (object, meta) = match list::split_for_row(value, revision) {
@@ -297,8 +310,9 @@ impl Encoder {
     }
 
     /// `{"kind":...,"metadata":{...},"items":[` (or a Table's `...,"rows":[`).
-    fn head(&self, meta: &Map<String, Value>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 * 1024);
+    /// `items_len`: the bytes of the items to follow in the same buffer, when known.
+    fn head(&self, meta: &Map<String, Value>, items_len: Option<usize>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(items_len.map_or(64 * 1024, |n| n + 1024));
         let (kind, api_version) = match self.table {
             Some(_) => ("Table", "meta.k8s.io/v1"),
             None => (self.kind, self.api_version.as_str()),
@@ -324,6 +338,13 @@ impl Encoder {
     /// first of the list.
     fn items(&self, out: &mut Vec<u8>, batch: Batch, mut first: bool) {
         let batch = match batch {
+            Batch::Joined(items) => {
+                if !first && !items.is_empty() {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&items);
+                return;
+            }
             Batch::Raw(items) => {
                 for item in items {
                     if !first {

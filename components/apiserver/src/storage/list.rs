@@ -78,7 +78,7 @@ pub(crate) fn prefix_end(prefix: &str) -> Vec<u8> {
 /// A stored object's JSON with `"resourceVersion":"<revision>"` put into its metadata,
 /// spliced into the stored bytes without a JSON tree (`storage/splice.rs`); `None` when the
 /// value is not that simple, and the caller takes the decoding path.
-pub use super::splice::with_revision_raw;
+pub use super::splice::{append_with_revision, with_revision_raw};
 
 /// Decodes a stored value into an object with its resourceVersion (for [`ListCursor::next_with`]
 /// callers falling back from the raw forms).
@@ -176,25 +176,43 @@ impl ListCursor {
         .await
     }
 
-    /// [`Self::next_batch`] of an unfiltered list as JSON bytes, each object with its
-    /// `metadata.resourceVersion` — without building a JSON tree per object
-    /// ([`with_revision_raw`]), the cost that dominates encoding a plain list.
-    pub async fn next_raw_batch(&mut self) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
-        self.next_with(|key, value, revision| {
-            if let Some(raw) = with_revision_raw(value, revision) {
-                return Ok(Some(raw));
-            }
-            let stored = decode(key, value, revision)?;
-            Ok(Some(serde_json::to_vec(&stored.object).unwrap_or_default()))
-        })
-        .await
+    /// [`Self::next_batch`] of an unfiltered list as JSON bytes: the batch's objects, each
+    /// with its `metadata.resourceVersion`, comma-separated in one buffer (empty for an empty
+    /// last batch) — without building a JSON tree per object ([`append_with_revision`], the
+    /// cost that dominates encoding a plain list) and without a buffer per object.
+    pub async fn next_raw_joined(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut out = Vec::new();
+        // Objects expected in the batch: a page's remaining limit; an unlimited list's
+        // batches grow the buffer as they fill.
+        let expected = self
+            .limit
+            .map_or(64, |l| l.saturating_sub(self.found))
+            .min(BATCH as usize);
+        let batch = self
+            .next_with(|key, value, revision| {
+                if out.is_empty() {
+                    // Sized for the whole batch at the first object's size (a page of
+                    // similar objects grows at most once or twice).
+                    out.reserve((value.len() + 32) * expected);
+                } else {
+                    out.push(b',');
+                }
+                if !append_with_revision(&mut out, value, revision) {
+                    let stored = decode(key, value, revision)?;
+                    // Encoding a serde_json::Value into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut out, &stored.object);
+                }
+                Ok(Some(()))
+            })
+            .await?;
+        Ok(batch.map(|_| out))
     }
 
     /// The batch loop: `item` turns a key-value (key, value, mod revision) into an item, or
     /// `None` to skip it (a skipped object does not count towards `limit`).
     pub async fn next_with<T>(
         &mut self,
-        item: impl Fn(&[u8], &[u8], i64) -> Result<Option<T>, StorageError>,
+        mut item: impl FnMut(&[u8], &[u8], i64) -> Result<Option<T>, StorageError>,
     ) -> Result<Option<Vec<T>>, StorageError> {
         if self.is_done() {
             return Ok(None);
@@ -352,14 +370,28 @@ mod tests {
             let got: Value = serde_json::from_slice(&raw).unwrap();
             let want = super::super::with_revision(serde_json::from_str(o).unwrap(), 42);
             assert_eq!(got, want, "{o}");
-            // Stored values are compact with sorted keys (`serde_json::to_vec`): for those the
-            // bytes are exactly what encoding the decoded object gives.
+            // Stored values are compact with sorted keys (`serde_json::to_vec`). Those without
+            // the fast path's guard sequences get the member first in metadata; the others go
+            // through the full scan, whose bytes are exactly what encoding the decoded object
+            // gives.
             let parsed: Value = serde_json::from_str(o).unwrap();
             if serde_json::to_vec(&parsed).unwrap() == o.as_bytes() {
-                assert_eq!(raw, serde_json::to_vec(&want).unwrap(), "{o}");
+                let guarded = ["\"resourceVersion\"", "\"metadata\"", "\\u"]
+                    .iter()
+                    .any(|g| o.matches(g).count() > usize::from(*g == "\"metadata\""));
+                if guarded {
+                    assert_eq!(raw, serde_json::to_vec(&want).unwrap(), "{o}");
+                } else {
+                    let raw = String::from_utf8(raw).unwrap();
+                    assert!(
+                        raw.contains("\"metadata\":{\"resourceVersion\":\"42\""),
+                        "{raw}"
+                    );
+                }
             }
         }
-        // Not simple enough: the caller decodes instead (and reports corrupt values).
+        // Not simple enough: the caller decodes instead (and reports corrupt values). (What
+        // the fast path no longer checks: `storage::splice`'s tests.)
         for o in [
             r#"{"kind":"X"}"#,
             r#"{"metadata":null}"#,
@@ -370,11 +402,6 @@ mod tests {
             r#"{"metadata":{},"metadata":{}}"#,
             r#"{"metadata":{"resourceVersion":"1","resourceVersion":"2"}}"#,
             r#"{"metadata":{}} x"#,
-            r#"{"metadata":{"a":[1,2}}"#,
-            r#"{"metadata":{"a":"unterminated}}"#,
-            r#"{"metadata":{"a":1,}}"#,
-            r#"{"metadata":{"a"}}"#,
-            "{\"metadata\":{\"a\":\"raw\u{1}control\"}}",
             "",
         ] {
             assert!(with_revision_raw(o.as_bytes(), 1).is_none(), "{o}");
