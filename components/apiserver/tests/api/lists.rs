@@ -11,6 +11,13 @@ use crate::support::{self, Server, namespace};
 const N: usize = 1234;
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
+/// GET `path` as a Table; it must answer 200.
+async fn get_table(c: &support::Client, path: &str) -> Value {
+    let r = c.send("GET", path, &[("accept", TABLE)], vec![]).await;
+    assert_eq!(r.code, 200, "{path}");
+    r.json()
+}
+
 fn names(list: &Value, field: &str) -> Vec<String> {
     list[field]
         .as_array()
@@ -133,16 +140,7 @@ async fn lists_larger_than_a_batch_stream_at_one_revision() {
     assert_eq!(paged, expected);
 
     // A Table without limit: one row per object, PartialObjectMetadata by default.
-    let r = c
-        .send(
-            "GET",
-            "/api/v1/namespaces/big/configmaps",
-            &[("accept", TABLE)],
-            vec![],
-        )
-        .await;
-    assert_eq!(r.code, 200);
-    let table = r.json();
+    let table = get_table(&c, "/api/v1/namespaces/big/configmaps").await;
     assert_eq!(table["kind"], "Table");
     assert_eq!(table["columnDefinitions"][0]["name"], "Name");
     assert_eq!(names(&table, "rows"), expected);
@@ -162,24 +160,8 @@ async fn lists_larger_than_a_batch_stream_at_one_revision() {
     p["metadata"]["labels"] = json!({"app": "x"});
     let (code, body) = c.json("POST", "/api/v1/namespaces/big/pods", &p).await;
     assert_eq!(code, 201, "{body}");
-    let one = c
-        .send(
-            "GET",
-            "/api/v1/namespaces/big/pods/p0",
-            &[("accept", TABLE)],
-            vec![],
-        )
-        .await
-        .json();
-    let listed = c
-        .send(
-            "GET",
-            "/api/v1/namespaces/big/pods",
-            &[("accept", TABLE)],
-            vec![],
-        )
-        .await
-        .json();
+    let one = get_table(&c, "/api/v1/namespaces/big/pods/p0").await;
+    let listed = get_table(&c, "/api/v1/namespaces/big/pods").await;
     assert_eq!(sans_age(&listed, 0), sans_age(&one, 0));
     assert!(
         listed["rows"][0]["object"]["metadata"]
@@ -190,50 +172,19 @@ async fn lists_larger_than_a_batch_stream_at_one_revision() {
     assert_eq!(listed["rows"][0]["object"]["metadata"]["name"], "p0");
     let (_, stored) = c.get("/api/v1/namespaces/big/pods/p0").await;
     assert!(stored["metadata"]["managedFields"].is_array(), "{stored}");
-    let whole = c
-        .send(
-            "GET",
-            "/api/v1/namespaces/big/pods?includeObject=Object",
-            &[("accept", TABLE)],
-            vec![],
-        )
-        .await
-        .json();
+    let whole = get_table(&c, "/api/v1/namespaces/big/pods?includeObject=Object").await;
     assert_eq!(whole["rows"][0]["object"], stored, "{whole}");
-    let cm = c
-        .send(
-            "GET",
-            "/api/v1/namespaces/big/configmaps/cm-0007",
-            &[("accept", TABLE)],
-            vec![],
-        )
-        .await
-        .json();
+    let cm = get_table(&c, "/api/v1/namespaces/big/configmaps/cm-0007").await;
     assert_eq!(sans_age(&table, 7), sans_age(&cm, 0));
-    let r = c
-        .send(
-            "GET",
-            "/api/v1/namespaces/big/configmaps?includeObject=None",
-            &[("accept", TABLE)],
-            vec![],
-        )
-        .await;
-    let bare = r.json();
+    let bare = get_table(&c, "/api/v1/namespaces/big/configmaps?includeObject=None").await;
     assert_eq!(bare["rows"].as_array().unwrap().len(), N);
     assert!(
         bare["rows"][0].get("object").is_none(),
         "{}",
         bare["rows"][0]
     );
-    let r = c
-        .send(
-            "GET",
-            "/api/v1/namespaces/big/configmaps?includeObject=Object",
-            &[("accept", TABLE)],
-            vec![],
-        )
-        .await;
-    assert_eq!(r.json()["rows"][7]["object"]["data"]["k"], "v");
+    let objects = get_table(&c, "/api/v1/namespaces/big/configmaps?includeObject=Object").await;
+    assert_eq!(objects["rows"][7]["object"]["data"]["k"], "v");
 
     // A selector without limit filters every batch; with a limit it counts matches.
     let (code, zeros) = c
@@ -327,23 +278,13 @@ async fn table_lists_are_whole_unless_the_limit_is_honoured() {
             assert_eq!(code, 201, "{body}");
         }
         let all = ["cm-0", "cm-1", "cm-2"].map(String::from).to_vec();
-        let table = |path: String| {
-            let c = c.clone();
-            async move {
-                let r = c.send("GET", &path, &[("accept", TABLE)], vec![]).await;
-                assert_eq!(r.code, 200, "{path}");
-                r.json()
-            }
-        };
-        let first = table("/api/v1/namespaces/t/configmaps?limit=2".into()).await;
+        let first = get_table(&c, "/api/v1/namespaces/t/configmaps?limit=2").await;
         let token = first["metadata"]["continue"].as_str().map(str::to_string);
         if honor {
             assert_eq!(names(&first, "rows"), all[..2], "{first}");
             let token = token.expect("a continue token on a Table page");
-            let rest = table(format!(
-                "/api/v1/namespaces/t/configmaps?limit=2&continue={token}"
-            ))
-            .await;
+            let path = format!("/api/v1/namespaces/t/configmaps?limit=2&continue={token}");
+            let rest = get_table(&c, &path).await;
             assert_eq!(names(&rest, "rows"), all[2..], "{rest}");
         } else {
             assert_eq!(names(&first, "rows"), all, "{first}");
