@@ -92,6 +92,12 @@ pub trait Host: Send + Sync {
     /// Whether `pid` is alive and its command line mentions `marker` (the lab's state
     /// directory), so a recycled PID is never mistaken for ours.
     fn is_ours(&self, pid: u32, marker: &Path) -> bool;
+    /// Whether `pid` is still exiting: killed, no longer showing a command line (its memory
+    /// is being released — seconds for a large guest), not yet a zombie. Waits for a killed
+    /// process to be gone must count it as still there.
+    fn is_exiting(&self, _pid: u32) -> bool {
+        false
+    }
     /// Sends SIGKILL to `pid`.
     fn kill(&self, pid: u32) -> Result<(), HostError>;
     /// Whether the guest at `ip` (management address, inside `ns`) presents the node's host

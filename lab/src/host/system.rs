@@ -169,6 +169,12 @@ impl Host for SystemHost {
         !marker.is_empty() && cmdline.windows(marker.len()).any(|w| w == marker)
     }
 
+    fn is_exiting(&self, pid: u32) -> bool {
+        let empty_cmdline =
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty());
+        empty_cmdline && crate::vm::process_alive(pid)
+    }
+
     fn kill(&self, pid: u32) -> Result<(), HostError> {
         let raw = i32::try_from(pid).map_err(|_| HostError::Signal {
             pid,

@@ -142,7 +142,7 @@ pub(crate) fn teardown(
             let left: Vec<u32> = ours
                 .iter()
                 .copied()
-                .filter(|&p| host.is_ours(p, dir.path()))
+                .filter(|&p| host.is_ours(p, dir.path()) || host.is_exiting(p))
                 .chain(host.namespace_pids(&ns))
                 .collect();
             if left.is_empty() {
