@@ -238,6 +238,7 @@ fn main() -> Result<()> {
             name: Some(format!("bench-{topo}")),
             accel: Some(accel),
             boot_timeout: Duration::from_secs(180),
+            stall_reset: Some(kubelab::lab::up::DEFAULT_STALL_RESET),
         };
         let mut runs = Vec::new();
         for i in 0..args.runs {

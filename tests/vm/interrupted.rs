@@ -36,6 +36,7 @@ pub fn child_main() -> Option<i32> {
             Accel::Tcg
         }),
         boot_timeout: Duration::from_secs(150),
+        stall_reset: Some(kubelab::lab::up::DEFAULT_STALL_RESET),
     };
     Some(
         match up(

@@ -9,11 +9,13 @@
 //!   and instantiated for `minimal.toml` and `routed.toml`.
 //! - `interrupted`: `up` killed with SIGKILL half-way, or `down` run while `up` still boots;
 //!   `down` leaves nothing behind.
+//! - `stall`: a node stopped during boot is noticed by `up`'s stall watchdog and reset.
 //!
 //! Where VMs cannot run, every test is still listed and reports why it was skipped.
 
 mod interrupted;
 mod scenarios;
+mod stall;
 mod util;
 
 use libtest_mimic::{Arguments, Trial};
@@ -44,6 +46,10 @@ fn main() {
         interrupted::sigkill_during_up,
     ));
     trials.push(suite.trial("minimal::down_during_up", interrupted::down_during_up));
+    trials.push(suite.trial(
+        "minimal::stalled_boot_is_reset",
+        stall::stalled_boot_is_reset,
+    ));
     let trials: Vec<Trial> = trials;
     libtest_mimic::run(&args, trials).exit();
 }

@@ -186,6 +186,7 @@ fn ssh_every_node(suite: &Suite, topo: &'static str) -> Result<()> {
         name: Some(lab.name().to_owned()),
         accel: Some(suite.accel),
         boot_timeout: Duration::from_secs(10),
+        stall_reset: Some(kubelab::lab::up::DEFAULT_STALL_RESET),
     };
     match up(
         &SystemHost,

@@ -11,7 +11,7 @@ use kubelab::guest::Guest;
 use kubelab::host::SystemHost;
 use kubelab::lab::Lab;
 use kubelab::lab::down::down;
-use kubelab::lab::up::{UpOptions, up};
+use kubelab::lab::up::{DEFAULT_STALL_RESET, Event, UpOptions, up};
 use kubelab::state::{Accel, StateRoot};
 use kubelab::wait::wait_until;
 use libtest_mimic::{Completion, Failed, Trial};
@@ -216,13 +216,26 @@ impl LabGuard {
     /// Boots `topology` under a fresh name.
     pub fn up(suite: &Suite, topology_name: &str, tag: &str) -> Result<Self> {
         let name = lab_name(tag);
+        Self::up_named(suite, topology_name, &name, DEFAULT_STALL_RESET, &|_| {})
+    }
+
+    /// Boots `topology` as `name` (from [`lab_name`]), resetting nodes whose console stays
+    /// silent for `stall_reset`; every progress event also goes to `progress`.
+    pub fn up_named(
+        suite: &Suite,
+        topology_name: &str,
+        name: &str,
+        stall_reset: Duration,
+        progress: &(dyn Fn(Event) + Sync),
+    ) -> Result<Self> {
         log(format_args!("up {topology_name} as {name}"));
-        suite.live.lock().unwrap().push(name.clone());
+        suite.live.lock().unwrap().push(name.to_owned());
         let options = UpOptions {
             image_dir: suite.image.clone(),
-            name: Some(name.clone()),
+            name: Some(name.to_owned()),
             accel: Some(suite.accel),
             boot_timeout: BOOT_TIMEOUT,
+            stall_reset: Some(stall_reset),
         };
         let root = state_root();
         let state = up(
@@ -230,7 +243,21 @@ impl LabGuard {
             &root,
             &topology(topology_name),
             &options,
-            &|_| {},
+            &|event| {
+                // A reset after a stall is worth seeing in a CI log, with what the host saw.
+                if let Event::Stalled {
+                    node,
+                    silent,
+                    last_line,
+                    detail,
+                } = &event
+                {
+                    log(format_args!(
+                        "{name}/{node} stalled ({silent:?} silent after {last_line:?}); reset\n{detail}"
+                    ));
+                }
+                progress(event);
+            },
         )
         .with_context(|| format!("kubelab up {topology_name} --name {name}"))?;
         let total = state
@@ -244,7 +271,7 @@ impl LabGuard {
             state.accel
         ));
         Ok(Self {
-            lab: Lab::open(&root, &name)?,
+            lab: Lab::open(&root, name)?,
             suite: suite.clone(),
             done: false,
         })

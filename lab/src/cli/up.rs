@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use kubelab::host::SystemHost;
 use kubelab::image;
-use kubelab::lab::up::{DEFAULT_BOOT_TIMEOUT, Event, UpOptions, up};
+use kubelab::lab::up::{DEFAULT_BOOT_TIMEOUT, DEFAULT_STALL_RESET, Event, UpOptions, up};
 use kubelab::net::NetPlan;
 use kubelab::state::StateRoot;
 use kubelab::topology::Topology;
@@ -32,6 +32,10 @@ pub struct UpArgs {
     /// Per-node deadline from QEMU start to SSH ready, in seconds.
     #[arg(long, default_value_t = DEFAULT_BOOT_TIMEOUT.as_secs())]
     boot_timeout: u64,
+    /// Reset a node (once) whose console stays silent this many seconds before SSH is up;
+    /// a second stall fails the boot. 0: never reset, wait out the boot timeout.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STALL_RESET.as_secs())]
+    stall_reset: u64,
 }
 
 fn image_dir(args: &UpArgs) -> Result<PathBuf, CliError> {
@@ -63,6 +67,7 @@ pub fn run(args: &UpArgs) -> Result<i32, CliError> {
         name: args.name.clone(),
         accel: None,
         boot_timeout: Duration::from_secs(args.boot_timeout),
+        stall_reset: (args.stall_reset > 0).then(|| Duration::from_secs(args.stall_reset)),
     };
     let root = StateRoot::from_env();
     let started = Instant::now();
@@ -84,6 +89,16 @@ pub fn run(args: &UpArgs) -> Result<i32, CliError> {
                 stage,
                 elapsed,
             } => format!("{node:<12} {stage} ({:.2}s)", elapsed.as_secs_f64()),
+            Event::Stalled {
+                node,
+                silent,
+                last_line,
+                detail,
+            } => format!(
+                "{node:<12} STALLED: no console output for {:.0}s after {last_line:?}; \
+                 resetting it (QMP system_reset). What the host sees:\n{detail}",
+                silent.as_secs_f64()
+            ),
         };
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "[{at:6.2}s] {line}");

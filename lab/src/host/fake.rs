@@ -22,6 +22,8 @@ struct Inner {
     processes: BTreeMap<u32, PathBuf>,
     next_pid: u32,
     violations: Vec<String>,
+    /// QMP socket -> (serial log, boots left before one reaches SSH).
+    consoles: BTreeMap<PathBuf, (PathBuf, u32)>,
 }
 
 /// The fake host.
@@ -32,6 +34,9 @@ pub struct RecordingHost {
     pub fail_on: Option<String>,
     /// Make started QEMUs die at once (boot failure).
     pub qemu_dies: bool,
+    /// How many boots of each VM stall (stop after init's userspace mark, printing nothing
+    /// more) before one reaches SSH; each `reset_vm` starts the next boot.
+    pub stalled_boots: u32,
 }
 
 impl RecordingHost {
@@ -45,6 +50,7 @@ impl RecordingHost {
             }),
             fail_on: None,
             qemu_dies: false,
+            stalled_boots: 0,
         }
     }
 
@@ -163,7 +169,10 @@ impl Host for RecordingHost {
     }
 
     fn start_qemu(&self, ns: &str, launch: &QemuLaunch) -> Result<u32, HostError> {
-        let name = arg_after(&launch.args, "-name").unwrap_or("?").to_owned();
+        let name = arg_after(&launch.args, "-name")
+            .and_then(|n| n.split(',').next())
+            .unwrap_or("?")
+            .to_owned();
         let node = name.rsplit('/').next().unwrap_or("?").to_owned();
         let pidfile = launch.pidfile.clone();
         self.op(
@@ -177,16 +186,16 @@ impl Host for RecordingHost {
         let console = arg_after(&launch.args, "-chardev")
             .and_then(|c| c.split(",path=").nth(1))
             .expect("console chardev");
-        std::fs::write(
-            console,
-            format!(
-                "Linux version 6.1\n{}\n{}\n",
-                marks::USERSPACE,
-                marks::SSH_STARTED
-            ),
-        )
-        .unwrap();
+        let qmp = arg_after(&launch.args, "-qmp")
+            .and_then(|q| q.strip_prefix("unix:")?.split(',').next());
+        std::fs::write(console, fake_boot(self.stalled_boots == 0)).unwrap();
         let mut inner = self.inner.lock().unwrap();
+        if let Some(qmp) = qmp {
+            inner.consoles.insert(
+                qmp.into(),
+                (console.into(), self.stalled_boots.saturating_sub(1)),
+            );
+        }
         inner.next_pid += 1;
         let pid = inner.next_pid;
         std::fs::write(&pidfile, pid.to_string()).unwrap();
@@ -212,6 +221,19 @@ impl Host for RecordingHost {
         Ok(())
     }
 
+    fn reset_vm(&self, qmp: &Path) -> Result<(), HostError> {
+        let mut inner = self.inner.lock().unwrap();
+        inner.ops.push(format!("reset {}", qmp.display()));
+        let (console, stalls_left) = inner.consoles.get_mut(qmp).expect("a started VM");
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&*console)
+            .unwrap();
+        std::io::Write::write_all(&mut log, fake_boot(*stalls_left == 0).as_bytes()).unwrap();
+        *stalls_left = stalls_left.saturating_sub(1);
+        Ok(())
+    }
+
     fn ssh_ready(
         &self,
         _ns: &str,
@@ -220,4 +242,15 @@ impl Host for RecordingHost {
     ) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// The console of one fake boot: the kernel banner and init's marks, up to SSH unless it
+/// stalls after the userspace mark.
+fn fake_boot(reaches_ssh: bool) -> String {
+    let mut text = format!("Linux version 6.1\n{}\n", marks::USERSPACE);
+    if reaches_ssh {
+        text.push_str(marks::SSH_STARTED);
+        text.push('\n');
+    }
+    text
 }

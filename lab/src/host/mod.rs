@@ -47,6 +47,15 @@ pub enum HostError {
         /// The PID file.
         path: PathBuf,
     },
+    /// A QMP command failed.
+    #[error("QMP on {}", socket.display())]
+    Qmp {
+        /// The QMP socket.
+        socket: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: Box<crate::vm::qmp::QmpError>,
+    },
     /// A signal could not be delivered.
     #[error("cannot signal process {pid}")]
     Signal {
@@ -100,6 +109,20 @@ pub trait Host: Send + Sync {
     }
     /// Sends SIGKILL to `pid`.
     fn kill(&self, pid: u32) -> Result<(), HostError>;
+    /// Hard-resets the VM whose QMP socket is `qmp` (`system_reset`, like the reset button)
+    /// and lets its vCPUs run if they were stopped: the same QEMU process boots the guest
+    /// again.
+    fn reset_vm(&self, qmp: &Path) -> Result<(), HostError>;
+    /// What the host can see of QEMU `pid` (QMP socket `qmp`) while its guest is silent, for
+    /// the stall warning: QEMU's run state, its threads' states and kernel wait channels, the
+    /// host's load and dirty memory.
+    fn describe_vm(&self, _pid: u32, _qmp: &Path) -> String {
+        String::new()
+    }
+    /// CPU seconds QEMU `pid` has used so far (all threads); `None` if unknown.
+    fn cpu_seconds(&self, _pid: u32) -> Option<f64> {
+        None
+    }
     /// Whether the guest at `ip` (management address, inside `ns`) presents the node's host
     /// key, accepts the lab's SSH key and runs a command.
     fn ssh_ready(&self, ns: &str, ip: Ipv4Addr, credentials: &Credentials) -> Result<(), String>;

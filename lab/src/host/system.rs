@@ -193,6 +193,32 @@ impl Host for SystemHost {
         }
     }
 
+    fn reset_vm(&self, qmp: &Path) -> Result<(), HostError> {
+        let err = |source| HostError::Qmp {
+            socket: qmp.to_owned(),
+            source: Box::new(source),
+        };
+        let mut client = crate::vm::qmp::QmpClient::connect(qmp).map_err(err)?;
+        client.system_reset().map_err(err)?;
+        // A VM QEMU stopped (an I/O error, or paused by hand) stays stopped across a reset.
+        if !client.status().map_err(err)?.running {
+            client.cont().map_err(err)?;
+        }
+        Ok(())
+    }
+
+    fn describe_vm(&self, pid: u32, qmp: &Path) -> String {
+        let status = match crate::vm::qmp::QmpClient::connect(qmp).and_then(|mut c| c.status()) {
+            Ok(status) => format!("  QEMU run state: {}", status.state),
+            Err(e) => format!("  QEMU run state: unknown ({})", error_chain(&e)),
+        };
+        format!("{status}\n{}", crate::vm::describe_process(pid))
+    }
+
+    fn cpu_seconds(&self, pid: u32) -> Option<f64> {
+        crate::vm::cpu_seconds(pid)
+    }
+
     fn ssh_ready(&self, ns: &str, ip: Ipv4Addr, credentials: &Credentials) -> Result<(), String> {
         let guest =
             crate::guest::Guest::connect(ns, ip, credentials).map_err(|e| error_chain(&e))?;

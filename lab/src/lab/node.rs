@@ -22,6 +22,9 @@ use crate::wait::wait_until;
 use super::LabError;
 use super::up::{Event, NodeStage, UpOptions};
 
+/// How often one boot may be reset after a stall before it fails.
+const MAX_STALL_RESETS: u32 = 1;
+
 /// Boots node `index` of `topology` and waits until it answers SSH.
 #[allow(clippy::too_many_arguments)] // Per-thread context of `boot`.
 pub(super) fn boot_node(
@@ -99,6 +102,7 @@ pub(super) fn boot_node(
         kernel_s: None,
         userspace_s: None,
         ssh_s: None,
+        resets: 0,
     };
     let mgmt = plan.mgmt_address(&name).expect("plan has every node");
     let credentials = Credentials {
@@ -113,6 +117,12 @@ pub(super) fn boot_node(
         console: console::tail(&log, 20),
     };
     let mut shown = NodeStage::Starting;
+    let qmp = dir.qmp_socket(&name);
+    // Console growth, for the stall watchdog: its length, when it last grew, and QEMU's CPU
+    // time then.
+    let mut console_len = 0u64;
+    let mut grew_at = Instant::now();
+    let mut cpu_at_growth = host.cpu_seconds(pid);
     // Ok(None): ready. Ok(Some(reason)): give up now. Err: not yet, poll again.
     let waited = wait_until(
         &format!("node {name} to answer SSH"),
@@ -141,6 +151,54 @@ pub(super) fn boot_node(
                     }
                     emit(s);
                 }
+            }
+            let len = std::fs::metadata(&log).map_or(0, |m| m.len());
+            if len != console_len {
+                console_len = len;
+                grew_at = Instant::now();
+                cpu_at_growth = host.cpu_seconds(pid);
+            } else if seen.stage < Stage::SshStarted
+                && let Some(after) = options.stall_reset
+                && grew_at.elapsed() >= after
+            {
+                let silent = grew_at.elapsed();
+                let cpu = match (cpu_at_growth, host.cpu_seconds(pid)) {
+                    (Some(then), Some(now)) => {
+                        format!("  QEMU used {:.2} s of CPU while silent\n", now - then)
+                    }
+                    _ => String::new(),
+                };
+                let detail = format!("{cpu}{}", host.describe_vm(pid, &qmp));
+                let last_line = console::tail(&log, 5)
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                if result.resets >= MAX_STALL_RESETS {
+                    return Ok(Some(format!(
+                        "stalled again after {} reset(s): no console output for {:.0}s; \
+                         what the host sees:\n{detail}",
+                        result.resets,
+                        silent.as_secs_f64()
+                    )));
+                }
+                tracing::warn!(node = %name, silent_s = silent.as_secs_f64(), %last_line, %detail, "boot stalled; resetting the VM");
+                progress(Event::Stalled {
+                    node: name.clone(),
+                    silent,
+                    last_line,
+                    detail,
+                });
+                if let Err(e) = host.reset_vm(&qmp) {
+                    return Ok(Some(format!(
+                        "stalled, and the reset failed: {}",
+                        crate::host::system::error_chain(&e)
+                    )));
+                }
+                result.resets += 1;
+                grew_at = Instant::now();
             }
             // SSH is tried only once init says dropbear listens: a connection tried earlier,
             // before the guest's NIC has its address, waits for the host's ARP retry (1 s)

@@ -53,6 +53,7 @@ fn options(f: &Fixture) -> UpOptions {
         name: None,
         accel: Some(Accel::Tcg),
         boot_timeout: Duration::from_secs(5),
+        stall_reset: Some(Duration::from_millis(300)),
     }
 }
 
@@ -394,4 +395,88 @@ fn refuses_a_name_being_started_by_another_up() {
     // Once that process is gone, what it left is leftover state.
     let err = up(&host, &f.root, &topology("minimal"), &options(&f), &|_| {}).unwrap_err();
     assert!(matches!(err, LabError::Leftover { .. }), "{err}");
+}
+
+#[test]
+fn a_stalled_boot_is_reset_once_and_reported() {
+    if !have_ssh_keygen() {
+        return;
+    }
+    let f = fixture();
+    let mut host = RecordingHost::new(&f.root);
+    host.stalled_boots = 1;
+    let events = std::sync::Mutex::new(Vec::new());
+    let state = up(&host, &f.root, &topology("minimal"), &options(&f), &|e| {
+        events.lock().unwrap().push(e)
+    })
+    .unwrap();
+    assert!(state.ready);
+    assert!(state.nodes.iter().all(|n| n.resets == 1), "{state:?}");
+    let resets = host
+        .ops()
+        .iter()
+        .filter(|o| o.starts_with("reset "))
+        .count();
+    assert_eq!(resets, state.nodes.len(), "{:?}", host.ops());
+    let stalled: Vec<(String, String)> = events
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Stalled {
+                node,
+                silent,
+                last_line,
+                ..
+            } => {
+                assert!(silent >= Duration::from_millis(300), "{silent:?}");
+                Some((node, last_line))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stalled.len(), state.nodes.len(), "{stalled:?}");
+    assert!(
+        stalled
+            .iter()
+            .all(|(_, line)| line == kubelab_nodeconfig::marks::USERSPACE),
+        "{stalled:?}"
+    );
+    // The count survives in state.json.
+    let saved = f.root.lab(&state.name).load().unwrap().unwrap();
+    assert!(saved.nodes.iter().all(|n| n.resets == 1), "{saved:?}");
+}
+
+#[test]
+fn a_boot_that_stalls_after_its_reset_fails_and_is_torn_down() {
+    if !have_ssh_keygen() {
+        return;
+    }
+    let f = fixture();
+    let mut host = RecordingHost::new(&f.root);
+    host.stalled_boots = 2;
+    let err = up(&host, &f.root, &topology("minimal"), &options(&f), &|_| {}).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("stalled again after 1 reset(s)"), "{text}");
+    assert!(text.contains("last console lines"), "{text}");
+    assert!(host.namespaces().is_empty());
+    assert!(host.processes().is_empty());
+}
+
+#[test]
+fn without_stall_resets_a_stalled_boot_waits_out_its_timeout() {
+    if !have_ssh_keygen() {
+        return;
+    }
+    let f = fixture();
+    let mut host = RecordingHost::new(&f.root);
+    host.stalled_boots = 1;
+    let options = UpOptions {
+        boot_timeout: Duration::from_secs(1),
+        stall_reset: None,
+        ..options(&f)
+    };
+    let err = up(&host, &f.root, &topology("minimal"), &options, &|_| {}).unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(!host.ops().iter().any(|o| o.starts_with("reset ")));
 }

@@ -31,6 +31,12 @@ use super::LabError;
 /// two shared cores.
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Default console silence after which a booting node counts as stalled and is reset, once.
+/// A boot prints something at least every few seconds even with five TCG guests on two busy
+/// cores (the longest gap seen in CI logs of good boots is ~5 s); a stall seen in CI stayed
+/// silent for the whole boot timeout.
+pub const DEFAULT_STALL_RESET: Duration = Duration::from_secs(30);
+
 /// What `up` needs besides the topology.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -42,6 +48,9 @@ pub struct UpOptions {
     pub accel: Option<Accel>,
     /// Per-node boot deadline.
     pub boot_timeout: Duration,
+    /// Console silence before SSH after which a node is reset (once; a second stall fails
+    /// the boot). `None`: never reset, wait out `boot_timeout`.
+    pub stall_reset: Option<Duration>,
 }
 
 /// A boot stage of one node, as shown by `up`.
@@ -82,6 +91,17 @@ pub enum Event {
     Network {
         /// The namespace.
         namespace: String,
+    },
+    /// A booting node's console was silent for `silent`; it is being reset.
+    Stalled {
+        /// The node.
+        node: String,
+        /// How long nothing was printed.
+        silent: Duration,
+        /// The console's last line before the silence.
+        last_line: String,
+        /// What the host sees of its QEMU (threads, CPU used while silent, load).
+        detail: String,
     },
     /// A node reached a stage, `elapsed` after its QEMU was started.
     Stage {
@@ -226,6 +246,7 @@ fn boot(
                 kernel_s: None,
                 userspace_s: None,
                 ssh_s: None,
+                resets: 0,
             })
             .collect(),
     };

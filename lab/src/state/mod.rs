@@ -159,6 +159,13 @@ pub struct NodeState {
     pub userspace_s: Option<f64>,
     /// ... to SSH answering.
     pub ssh_s: Option<f64>,
+    /// How often `up` reset the VM because its boot stalled (console silent).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resets: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The root holding every lab's state directory.

@@ -40,9 +40,84 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ns as f64 / 1e9)
 }
 
+/// One line per thread of process `pid` (`name state=S wchan=...`) plus the host's load
+/// average and dirty/writeback memory: what the host can tell about a guest that went
+/// silent (a vCPU thread in `D` on a write, an idle `S` vCPU waiting for an interrupt, a
+/// starved host). Empty parts are left out; never fails.
+pub fn describe_process(pid: u32) -> String {
+    let mut lines = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        let mut tasks: Vec<_> = tasks.flatten().map(|t| t.path()).collect();
+        tasks.sort();
+        for task in tasks {
+            let read = |f: &str| std::fs::read_to_string(task.join(f)).unwrap_or_default();
+            let stat = read("stat");
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let state = rest.split_whitespace().next().unwrap_or("?");
+            let wchan = read("wchan");
+            let wchan = if wchan.is_empty() || wchan == "0" {
+                "-"
+            } else {
+                wchan.as_str()
+            };
+            let cpu = read("schedstat")
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .map_or(String::from("?"), |ns| format!("{:.2}", ns as f64 / 1e9));
+            lines.push(format!(
+                "  thread {} ({}): state={state} wchan={wchan} cpu={cpu}s",
+                task.file_name().unwrap_or_default().to_string_lossy(),
+                read("comm").trim(),
+            ));
+        }
+    }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        lines.push(format!("  host load average: {}", load.trim()));
+    }
+    if let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") {
+        let fields: Vec<String> = meminfo
+            .lines()
+            .filter(|l| l.starts_with("Dirty:") || l.starts_with("Writeback:"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        if !fields.is_empty() {
+            lines.push(format!("  host memory: {}", fields.join(", ")));
+        }
+    }
+    lines.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describes_every_thread_of_a_process_and_the_host() {
+        let me = std::process::id();
+        let (started, wait) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        // The thread names itself on start; it reports once running, then blocks.
+        let worker = std::thread::Builder::new()
+            .name("describe-me".into())
+            .spawn(move || {
+                started.send(()).unwrap();
+                let _ = stopped.recv();
+            })
+            .unwrap();
+        wait.recv().unwrap();
+        let text = describe_process(me);
+        drop(stop);
+        worker.join().unwrap();
+        assert!(text.contains("(describe-me): state="), "{text}");
+        assert!(text.contains(" wchan=") && text.contains(" cpu="), "{text}");
+        assert!(text.contains("host load average: "), "{text}");
+        assert!(text.contains("Dirty: "), "{text}");
+        // A process that does not exist has no threads, only the host's lines.
+        assert!(!describe_process(u32::MAX).contains("thread "));
+    }
 
     #[test]
     fn cpu_seconds_grows_with_work_and_is_none_for_a_gone_process() {

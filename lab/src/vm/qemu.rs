@@ -96,7 +96,9 @@ impl VmSpec<'_> {
     pub fn launch(&self) -> QemuLaunch {
         let mut args: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
-        push(&["-name", &self.name]);
+        // Named threads ("CPU 0/TCG", "CPU 0/KVM"), so a stall report says what the vCPU does.
+        let name = format!("{},debug-threads=on", self.name);
+        push(&["-name", &name]);
         push(&["-nodefaults", "-no-user-config", "-display", "none"]);
         args.extend(machine_args(self.accel));
         let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
@@ -181,6 +183,10 @@ mod tests {
         };
         let launch = spec.launch();
         let line = launch.args.join(" ");
+        assert!(
+            line.starts_with("-name routed/router,debug-threads=on "),
+            "{line}"
+        );
         assert!(line.contains("-kernel /img/abc/vmlinuz"), "{line}");
         assert!(
             line.contains("-append console=ttyS0 quiet loglevel=6 pci=off tsc_early_khz="),
