@@ -269,7 +269,10 @@ pub async fn run(
     )
     .await
     {
-        Ok(client) => serve(config, Some(client), listener, shutdown).await,
+        Ok(client) => {
+            let client = client.with_direct_range(store.direct_kv());
+            serve(config, Some(client), listener, shutdown).await
+        }
         Err(e) => Err(e.into()),
     };
     store.shutdown().await;

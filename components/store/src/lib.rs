@@ -12,7 +12,8 @@
 //!   over plain TCP frames; vote, snapshot and forwarding to the leader on gRPC.
 //! - [`node`]: one member's client-side operations: writes (grouped into batch entries),
 //!   linearizable reads (shared read-index rounds), leases, membership — leader or not.
-//! - `api`: the etcd v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance).
+//! - `api`: the etcd v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance), and
+//!   [`DirectKv`], their Range for a client in the same process without the codec.
 //! - [`lease`]: lease expiry on the leader.
 //! - [`config`] and [`server`]: configuration, start and shutdown.
 //! - [`ports`]: loopback ports to name before binding them (local clusters, tests).
@@ -38,5 +39,6 @@ pub mod state_machine;
 pub mod timing;
 pub mod types;
 
+pub use api::DirectKv;
 pub use config::{ClusterState, Config, ConfigError};
 pub use server::{Error, RunningStore, run, start};

@@ -102,6 +102,25 @@ impl RunningStore {
         )
     }
 
+    /// A handle on this member's KV Range without the gRPC codec (see [`crate::DirectKv`]):
+    /// for a client in the same process that reads a lot (the API server's lists).
+    pub fn direct_kv(&self) -> crate::DirectKv {
+        crate::api::direct_kv(
+            self.node.clone(),
+            self.max_request_bytes,
+            self.progress_notify,
+        )
+    }
+
+    /// Runs one KV Range directly: what the gRPC `Range` handler runs, same results and
+    /// same error statuses, without encoding the response (see [`crate::DirectKv`]).
+    pub async fn range(
+        &self,
+        req: etcd_client::proto::PbRangeRequest,
+    ) -> Result<etcd_client::proto::PbRangeResponse, tonic::Status> {
+        self.direct_kv().range(req).await
+    }
+
     /// The advertised peer URLs.
     pub fn peer_urls(&self) -> &[String] {
         &self.peer_urls

@@ -11,9 +11,9 @@
 //! holding one batch; [`Store::list`] collects a cursor for internal callers.
 
 use base64::Engine;
-use etcd_client::GetOptions;
 use serde_json::{Value, json};
 
+use super::range::RangeRequest;
 use super::{StorageError, Store, Stored, decode, map_compaction};
 
 /// What to read.
@@ -130,7 +130,8 @@ const FILTERED_BATCH: i64 = 500;
 /// collection. Each [`ListCursor::next_batch`] is one range read (at most [`BATCH`] keys,
 /// or the page's remaining `limit`); the revision is fixed by the first read.
 pub struct ListCursor {
-    kv: etcd_client::KvClient,
+    /// Where the range reads go (see `storage/range.rs`).
+    reader: super::range::Reader,
     /// The store's round-trip latencies (each range read is a `list`).
     metrics: std::sync::Arc<crate::metrics::StoreMetrics>,
     prefix: String,
@@ -225,16 +226,15 @@ impl ListCursor {
                 Some(l) => l as i64,
                 None => BATCH,
             };
-            let mut opts = GetOptions::new()
-                .with_range(self.end.clone())
-                .with_limit(want);
-            if self.revision > 0 {
-                opts = opts.with_revision(self.revision);
-            }
+            let req = RangeRequest {
+                limit: want,
+                revision: self.revision.max(0),
+                ..RangeRequest::span(self.start.as_bytes(), self.end.clone())
+            };
             let timer = self.metrics.timer(crate::metrics::StoreOp::List);
             let resp = self
-                .kv
-                .get(self.start.as_bytes(), Some(opts))
+                .reader
+                .range(req)
                 .await
                 .map_err(|e| map_compaction(e, self.revision))?;
             drop(timer);
@@ -298,7 +298,7 @@ impl Store {
             None => (options.revision.unwrap_or(0), prefix.to_string()),
         };
         Ok(ListCursor {
-            kv: self.kv(),
+            reader: self.reader.clone(),
             metrics: self.metrics.clone(),
             prefix: prefix.to_string(),
             end: prefix_end(prefix),

@@ -11,6 +11,8 @@
 //!   `mod_revision` (update, delete), which gives Kubernetes' optimistic concurrency: a stale
 //!   resourceVersion fails the compare and surfaces as 409 Conflict.
 //! - [`list`]: range reads at one revision with `limit` and `continue` tokens.
+//! - `range`: the one range read every read here goes through, over gRPC or — for the
+//!   embedded store — directly into the member ([`Store::with_direct_range`]).
 //! - [`watch`]: etcd watches from a revision, with previous values, turned into object events;
 //!   a compacted revision becomes [`StorageError::Compacted`] (HTTP 410 Gone).
 //!
@@ -26,18 +28,18 @@
 
 pub mod keys;
 pub mod list;
+mod range;
 mod splice;
 pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
-};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp, TxnOpResponse};
 use serde_json::Value;
 
 use crate::metrics::{StoreMetrics, StoreOp};
+use range::{RangeRequest, Reader};
 
 pub use keys::Key;
 
@@ -137,6 +139,8 @@ const MAX_MESSAGE: usize = 512 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    /// Where range reads go: the client's KV service, or the embedded member directly.
+    reader: Reader,
     /// Last seen `mod_revision` of guard keys (namespaces found live): a hint only, every use
     /// is checked by the transaction's compare.
     memo: Arc<Mutex<HashMap<String, i64>>>,
@@ -217,8 +221,19 @@ impl Store {
         Ok(Store::with_client(client))
     }
 
+    /// Sends this store's range reads (gets, list batches, counts) directly into the
+    /// embedded member instead of through its gRPC services: same handler, same results and
+    /// errors, no protobuf codec (see `storage/range.rs`). Everything else stays on gRPC.
+    pub fn with_direct_range(mut self, direct: kubelab_store::DirectKv) -> Store {
+        self.reader = Reader::Direct(direct);
+        self
+    }
+
     fn with_client(client: Client) -> Store {
         Store {
+            reader: Reader::Grpc(Box::new(
+                client.kv_client().max_decoding_message_size(MAX_MESSAGE),
+            )),
             client,
             memo: Arc::default(),
             metrics: Arc::default(),
@@ -239,11 +254,11 @@ impl Store {
     pub async fn current_revision(&self) -> Result<i64, StorageError> {
         let _timer = self.metrics.timer(StoreOp::Count);
         let resp = self
-            .kv()
-            .get(
-                "/registry/",
-                Some(GetOptions::new().with_count_only().with_limit(1)),
-            )
+            .range(RangeRequest {
+                count_only: true,
+                limit: 1,
+                ..RangeRequest::key("/registry/")
+            })
             .await?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }
@@ -251,10 +266,11 @@ impl Store {
     /// How many keys hold objects under `prefix` (`apiserver_storage_objects`).
     pub async fn count(&self, prefix: &str) -> Result<i64, StorageError> {
         let _timer = self.metrics.timer(StoreOp::Count);
-        let options = GetOptions::new()
-            .with_range(list::prefix_end(prefix))
-            .with_count_only();
-        Ok(self.kv().get(prefix, Some(options)).await?.count())
+        let req = RangeRequest {
+            count_only: true,
+            ..RangeRequest::span(prefix, list::prefix_end(prefix))
+        };
+        Ok(self.range(req).await?.count())
     }
 
     /// The store's round-trip latencies.
@@ -265,7 +281,7 @@ impl Store {
     /// Reads one object.
     pub async fn get(&self, key: &Key) -> Result<Option<Stored>, StorageError> {
         let _timer = self.metrics.timer(StoreOp::Get);
-        let resp = self.kv().get(key.as_str(), None).await?;
+        let resp = self.range(RangeRequest::key(key.as_str())).await?;
         match resp.kvs().first() {
             Some(kv) => Ok(Some(decode(kv.key(), kv.value(), kv.mod_revision())?)),
             None => Ok(None),
@@ -278,8 +294,10 @@ impl Store {
     pub async fn get_serializable(&self, key: &Key) -> Result<Option<Stored>, StorageError> {
         let _timer = self.metrics.timer(StoreOp::Get);
         let resp = self
-            .kv()
-            .get(key.as_str(), Some(GetOptions::new().with_serializable()))
+            .range(RangeRequest {
+                serializable: true,
+                ..RangeRequest::key(key.as_str())
+            })
             .await?;
         match resp.kvs().first() {
             Some(kv) => Ok(Some(decode(kv.key(), kv.value(), kv.mod_revision())?)),
@@ -332,7 +350,11 @@ impl Store {
     async fn taken_marker(&self, markers: &[Marker]) -> Result<Option<String>, StorageError> {
         for m in markers {
             if let Marker::Claim(k, _) = m
-                && !self.kv().get(k.as_str(), None).await?.kvs().is_empty()
+                && !self
+                    .range(RangeRequest::key(k.as_str()))
+                    .await?
+                    .kvs()
+                    .is_empty()
             {
                 return Ok(Some(k.clone()));
             }
@@ -482,17 +504,24 @@ impl Store {
     /// Keys under a prefix (allocator markers), without values.
     pub async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let resp = self
-            .kv()
-            .get(
-                prefix,
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            )
+            .range(RangeRequest {
+                keys_only: true,
+                ..RangeRequest::span(prefix, list::prefix_end(prefix))
+            })
             .await?;
         Ok(resp
             .kvs()
             .iter()
             .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
             .collect())
+    }
+
+    /// One range read, over gRPC or directly into the embedded member.
+    pub(crate) async fn range(
+        &self,
+        req: RangeRequest,
+    ) -> Result<etcd_client::GetResponse, etcd_client::Error> {
+        self.reader.range(req).await
     }
 
     /// A KV client that accepts large range responses (a list page of big objects).

@@ -8,7 +8,7 @@
 //! [`StoreEvent::Progress`], which the handler turns into BOOKMARK events. A watch whose start
 //! revision was compacted ends with [`StorageError::Compacted`].
 
-use etcd_client::{EventType, GetOptions, WatchOptions, WatchStream};
+use etcd_client::{EventType, WatchOptions, WatchStream};
 use serde_json::Value;
 
 use super::{StorageError, Store, decode, list::prefix_end, map_compaction, with_revision};
@@ -46,12 +46,12 @@ impl Store {
     /// Fails with [`StorageError::Compacted`] if `revision` is older than the compaction point,
     /// so a watch or list from it can be refused with 410 before streaming starts.
     pub async fn check_revision(&self, prefix: &str, revision: i64) -> Result<(), StorageError> {
-        let opts = GetOptions::new()
-            .with_range(prefix_end(prefix))
-            .with_count_only()
-            .with_revision(revision);
-        self.kv()
-            .get(prefix, Some(opts))
+        let req = super::range::RangeRequest {
+            count_only: true,
+            revision,
+            ..super::range::RangeRequest::span(prefix, prefix_end(prefix))
+        };
+        self.range(req)
             .await
             .map(|_| ())
             .map_err(|e| map_compaction(e, revision))

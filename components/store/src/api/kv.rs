@@ -1,4 +1,8 @@
 //! etcd's KV service: Range, Put, DeleteRange, Txn, Compact.
+//!
+//! Range also has a direct entry ([`Api::range_direct`], exposed as
+//! [`crate::RunningStore::range`]) for a client in the same process: the same code as the
+//! gRPC handler, without the protobuf encode/decode and tonic's codec in between.
 
 use etcd_client::proto::{
     PbCompactionRequest, PbCompactionResponse, PbDeleteRequest, PbDeleteResponse, PbKvService,
@@ -19,6 +23,28 @@ impl Api {
     }
 }
 
+impl Api {
+    /// The Range call itself, shared by the gRPC handler and
+    /// [`crate::RunningStore::range`]: validate, wait for the linearizable read point unless
+    /// `serializable`, read the MVCC state at the requested revision. Errors are the gRPC
+    /// statuses etcd answers with (e.g. `OutOfRange` "mvcc: required revision has been
+    /// compacted").
+    pub(crate) async fn range_direct(
+        &self,
+        req: PbRangeRequest,
+    ) -> Result<PbRangeResponse, Status> {
+        let serializable = req.serializable;
+        let range = self.range_from_pb(req)?;
+        if !serializable {
+            self.node.read_barrier().await.map_err(status_of_node)?;
+        }
+        let (result, rev) = self
+            .node
+            .read(|d| (d.mvcc.range(&range), d.mvcc.revision()));
+        Ok(self.range_to_pb(result.map_err(status_of_apply)?, rev))
+    }
+}
+
 fn unexpected(o: Outcome) -> Status {
     Status::internal(format!("unexpected outcome {o:?}"))
 }
@@ -29,18 +55,7 @@ impl PbKvService for Api {
         &self,
         req: Request<PbRangeRequest>,
     ) -> Result<Response<PbRangeResponse>, Status> {
-        let req = req.into_inner();
-        let serializable = req.serializable;
-        let range = self.range_from_pb(req)?;
-        if !serializable {
-            self.node.read_barrier().await.map_err(status_of_node)?;
-        }
-        let (result, rev) = self
-            .node
-            .read(|d| (d.mvcc.range(&range), d.mvcc.revision()));
-        Ok(Response::new(
-            self.range_to_pb(result.map_err(status_of_apply)?, rev),
-        ))
+        self.range_direct(req.into_inner()).await.map(Response::new)
     }
 
     type RangeStreamStream =
@@ -96,5 +111,27 @@ impl PbKvService for Api {
             })),
             (o, _) => Err(unexpected(o)),
         }
+    }
+}
+
+/// A member's KV Range for a client in the same process (the API server's embedded store):
+/// exactly what the gRPC `Range` handler runs — same validation, same linearizable read
+/// (read index round unless `serializable`), same MVCC read, same error statuses — with the
+/// response handed over as a value instead of being protobuf-encoded, sent through tonic's
+/// codec and decoded again. Cheap to clone. Writes, watches and txns stay on the gRPC
+/// services ([`crate::RunningStore::in_process_api`]).
+#[derive(Clone)]
+pub struct DirectKv {
+    api: Api,
+}
+
+impl DirectKv {
+    pub(crate) fn new(api: Api) -> DirectKv {
+        DirectKv { api }
+    }
+
+    /// Runs a Range request; the error is the status the gRPC service would answer with.
+    pub async fn range(&self, req: PbRangeRequest) -> Result<PbRangeResponse, Status> {
+        self.api.range_direct(req).await
     }
 }

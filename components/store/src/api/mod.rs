@@ -52,6 +52,22 @@ impl Api {
     }
 }
 
+pub use kv::DirectKv;
+
+/// The direct Range entry of a member (see [`DirectKv`]), with the same limits as its
+/// services.
+pub(crate) fn direct_kv(
+    node: Arc<Node>,
+    max_request_bytes: usize,
+    progress_notify: Duration,
+) -> DirectKv {
+    DirectKv::new(Api {
+        node,
+        max_request_bytes,
+        progress_notify,
+    })
+}
+
 /// The etcd v3 services of a member, ready to serve on a client listener.
 pub(crate) fn routes(
     node: Arc<Node>,
