@@ -45,7 +45,7 @@ def leader_cycles(evs):
                 key = "ae_reply2"
         if stage == "log_append":
             cur["index"] = idx
-        if stage == "apply" and idx != cur.get("index"):
+        if stage in ("apply", "committed") and idx != cur.get("index"):
             continue
         if stage in ("fsync_start", "fsync_done") and idx < cur.get("index", 1 << 62):
             continue
@@ -91,7 +91,7 @@ def main():
     rows = rows[len(rows) // 10:]
     order = ["grpc_put", "propose", "client_write", "log_append", "ae_send", "fsync_start",
              "f_ae_recv", "f_log_append", "f_fsync_start", "f_fsync_done", "f_ae_done",
-             "fsync_done", "ae_reply", "apply", "written", "grpc_reply"]
+             "fsync_done", "ae_reply", "committed", "apply", "written", "grpc_reply"]
     print(f"{len(rows)} writes")
     print(f"{'stage':<16}{'since recv p50':>16}{'p90':>10}   {'step from previous':<24}{'p50':>8}{'p90':>8}")
     prev = None
@@ -115,6 +115,8 @@ def main():
                         ("f_fsync_done", "f_ae_done", "follower fsync done -> reply leaves handler"),
                         ("f_ae_done", "ae_reply", "reply on the wire (handler -> leader's call returns)"),
                         ("ae_reply", "apply", "leader: reply -> commit -> apply starts"),
+                        ("ae_reply", "committed", "  of which reply -> commit index saved (core)"),
+                        ("committed", "apply", "  of which commit index saved -> apply starts"),
                         ("apply", "grpc_reply", "apply -> gRPC reply")):
         ds = [r[b] - r[a] for r in rows if a in r and b in r]
         if ds:

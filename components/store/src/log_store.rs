@@ -446,6 +446,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Not fsynced on its own: it only speeds up restart (re-apply up to it at once) and
         // rides along with a later commit of the writer thread (see `COMMITTED_EVERY`).
         if let Some(c) = &committed {
+            crate::timing::mark("committed", c.index, 0);
             self.send(WriteOp::Meta(KEY_COMMITTED, encode(c)?, None))?;
         }
         self.cache.lock().expect("log cache lock").committed = committed;

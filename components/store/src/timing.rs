@@ -1,7 +1,8 @@
 //! Per-stage timestamps of the write path, for profiling (off unless asked for).
 //!
 //! Each stage a write passes — gRPC receive, proposal, openraft `client_write`, log append
-//! queued, group commit start/end (fsync), AppendEntries sent/received/answered, apply, reply —
+//! queued, group commit start/end (fsync), AppendEntries sent/received/answered, commit index
+//! saved (the leader has its quorum), apply, reply —
 //! calls [`mark`], which emits a `debug` event on the `store_timing` target with the stage, the
 //! log index when known and the wall-clock time in microseconds (comparable across the members'
 //! processes on one host). Nothing is formatted or read from the clock unless that target is

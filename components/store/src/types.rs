@@ -12,16 +12,58 @@ use serde::{Deserialize, Serialize};
 /// A member's Raft id. Derived from its advertised peer URLs (see `config::member_id`), like etcd.
 pub type NodeId = u64;
 
-openraft::declare_raft_types!(
-    /// The store's openraft type configuration (log ids and votes: openraft's default
-    /// "advanced" leader id, term plus node id, as in 0.9).
-    pub TypeConfig:
-        D = Request,
-        R = Response,
-        NodeId = NodeId,
-        Node = PeerNode,
-        AsyncRuntime = openraft::TokioRuntime,
-);
+/// The store's openraft type configuration: openraft's defaults (log ids and votes with the
+/// "advanced" leader id, term plus node id, as in 0.9) except the ids, the application data and
+/// the responder. Written out rather than with `declare_raft_types!`, which cannot set the
+/// generic `Responder<T>`.
+#[derive(Debug, Clone, Copy, Default, Eq, PartialEq, Ord, PartialOrd)]
+pub struct TypeConfig {}
+
+impl openraft::RaftTypeConfig for TypeConfig {
+    type D = Request;
+    type R = Response;
+    type NodeId = NodeId;
+    type Node = PeerNode;
+    type Term = u64;
+    type LeaderId = openraft::impls::leader_id_adv::LeaderId<Self::Term, Self::NodeId>;
+    type Vote = openraft::impls::Vote<Self::LeaderId>;
+    type Payload = openraft::EntryPayload<Self::D, Self::NodeId, Self::Node>;
+    type Entry =
+        openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
+    type AsyncRuntime = openraft::TokioRuntime;
+    type Responder<T>
+        = Callback<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type Batch<T>
+        = openraft::impls::InlineBatch<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type ErrorSource = openraft::impls::BoxedErrorSource;
+}
+
+/// What openraft calls with a write's result (its `Responder`): a closure, run where openraft
+/// completes the write — in the state machine's apply, right after the entry is applied, or in
+/// the Raft core when the write is refused. The proposer (`node/propose.rs`) hands each waiting
+/// caller its response from there, with no task in between. Dropped without being called (the
+/// member stopped), the closure's channels close and the callers see that.
+pub struct Callback<T>(Box<dyn FnOnce(T) + Send + 'static>);
+
+impl<T> Callback<T> {
+    /// A responder that calls `f` with the result.
+    pub fn new(f: impl FnOnce(T) + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+}
+
+impl<T> openraft::raft::responder::Responder<TypeConfig, T> for Callback<T>
+where
+    T: openraft::OptionalSend + 'static,
+{
+    fn on_complete(self, result: T) {
+        (self.0)(result)
+    }
+}
 
 /// A snapshot's bytes (the encoded state machine), as the state machine and transport see them.
 pub type SnapshotData = Cursor<Vec<u8>>;

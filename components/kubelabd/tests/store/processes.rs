@@ -10,7 +10,16 @@ use crate::util::{Procs, wait_until};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_process_killed_writes_resume_and_it_catches_up_after_restart() -> anyhow::Result<()>
 {
-    let mut p = Procs::start(3)?;
+    leader_killed_then_restarted(Procs::start(3)?).await
+}
+
+/// The same with every member on a current-thread runtime (`--runtime current-thread`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_thread_members_fail_over_and_catch_up() -> anyhow::Result<()> {
+    leader_killed_then_restarted(Procs::start_with(3, &["--runtime", "current-thread"])?).await
+}
+
+async fn leader_killed_then_restarted(mut p: Procs) -> anyhow::Result<()> {
     let old = p.leader().await.with_context(|| p.log(0))?;
     let survivor = (old + 1) % 3;
     p.client(survivor).await?.put("before", "1", None).await?;

@@ -56,16 +56,24 @@ pub struct Procs {
     pub tmp: tempfile::TempDir,
     pub members: Vec<Member>,
     pub initial_cluster: String,
+    /// Extra flags for every member (e.g. `--runtime current-thread`).
+    pub extra_args: Vec<String>,
 }
 
 impl Procs {
     /// Starts `n` members of a new cluster.
     pub fn start(n: usize) -> anyhow::Result<Self> {
+        Self::start_with(n, &[])
+    }
+
+    /// Starts `n` members of a new cluster, each with `extra_args` added to its flags.
+    pub fn start_with(n: usize, extra_args: &[&str]) -> anyhow::Result<Self> {
         let tmp = tempfile::tempdir()?;
         let mut p = Procs {
             tmp,
             members: Vec::new(),
             initial_cluster: String::new(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         for _ in 0..n {
             p.add_slot();
@@ -110,6 +118,7 @@ impl Procs {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", state])
             .args(["--heartbeat-interval", "100", "--election-timeout", "300"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

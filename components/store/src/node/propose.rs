@@ -10,14 +10,22 @@
 //! watchers see exactly what separate entries would give. (openraft 0.10 no longer waits for
 //! the leader's flush before replicating, so a single entry's leader and follower fsyncs
 //! overlap; batching still saves the per-entry costs under load.)
+//!
+//! Hand-offs: the entry carries a [`Callback`] responder; openraft calls it in the state
+//! machine's apply, and it frees the slot and sends each caller its response right there — no
+//! task per batch waiting on openraft's reply channel to relay it (one task wake-up less per
+//! write, and no `spawn` per batch). A caller still passes its request through the batching
+//! task: letting an idle member's caller submit directly saved ~4 µs of a ~1.1 ms write
+//! (measured, `docs/store.md`), not worth a second path.
 
 use std::sync::Arc;
 
-use openraft::error::{ClientWriteError, RaftError};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use openraft::error::ClientWriteError;
+use openraft::raft::ClientWriteResult;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::NodeError;
-use crate::types::{Outcome, Raft, Request, Response};
+use crate::types::{Callback, Outcome, Raft, Request, Response, TypeConfig};
 
 /// Entries proposed and not yet applied: one being flushed by the leader, others queued
 /// behind it in openraft, so the next batch is ready when the disk is.
@@ -36,7 +44,7 @@ struct Pending {
     done: oneshot::Sender<ProposeResult>,
 }
 
-/// The queue in front of `Raft::client_write`.
+/// The queue in front of openraft's `client_write_ff`.
 pub(crate) struct Proposer {
     tx: mpsc::UnboundedSender<Pending>,
 }
@@ -79,23 +87,48 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<Pending>) {
             }
         }
         tracing::trace!(requests = batch.len(), bytes = size, "proposing a batch");
-        let raft = raft.clone();
-        tokio::spawn(async move {
-            propose_batch(&raft, batch).await;
-            drop(slot);
-        });
+        submit(&raft, batch, slot).await;
     }
 }
 
-async fn propose_batch(raft: &Raft, mut batch: Vec<Pending>) {
-    if batch.len() == 1 {
+/// Who waits for an entry's result.
+enum Waiting {
+    One(oneshot::Sender<ProposeResult>),
+    Many(Vec<oneshot::Sender<ProposeResult>>),
+}
+
+/// Proposes `batch` as one entry (a lone request as is). Returns once the Raft core has the
+/// entry; `slot` is freed and the callers answered when openraft completes it. If the core has
+/// stopped, the responder is dropped with the message and the callers see `Stopped`.
+async fn submit(raft: &Raft, mut batch: Vec<Pending>, slot: OwnedSemaphorePermit) {
+    let (req, waiting) = if batch.len() == 1 {
         let p = batch.pop().expect("one request");
-        let _ = p.done.send(client_write(raft, p.req).await);
-        return;
+        (p.req, Waiting::One(p.done))
+    } else {
+        let (reqs, dones) = batch.into_iter().map(|p| (p.req, p.done)).unzip();
+        (Request::Batch(reqs), Waiting::Many(dones))
+    };
+    let resend = safe_to_resend(&req);
+    crate::timing::mark("client_write", 0, 0);
+    let responder = Callback::new(move |result: ClientWriteResult<TypeConfig>| {
+        crate::timing::mark("written", 0, 0);
+        drop(slot);
+        deliver(waiting, outcome(result, resend));
+    });
+    if raft.client_write_ff(req, Some(responder)).await.is_err() {
+        tracing::debug!("the Raft core stopped; proposal dropped");
     }
-    let (reqs, dones): (Vec<Request>, Vec<oneshot::Sender<ProposeResult>>) =
-        batch.into_iter().map(|p| (p.req, p.done)).unzip();
-    match client_write(raft, Request::Batch(reqs)).await {
+}
+
+fn deliver(waiting: Waiting, result: ProposeResult) {
+    let dones = match waiting {
+        Waiting::One(done) => {
+            let _ = done.send(result);
+            return;
+        }
+        Waiting::Many(dones) => dones,
+    };
+    match result {
         Ok(Response {
             result: Ok(Outcome::Batch(responses)),
             ..
@@ -127,29 +160,23 @@ fn safe_to_resend(req: &Request) -> bool {
     }
 }
 
-async fn client_write(raft: &Raft, req: Request) -> ProposeResult {
-    let resend = safe_to_resend(&req);
-    crate::timing::mark("client_write", 0, 0);
-    let written = raft.client_write(req).await;
-    crate::timing::mark("written", 0, 0);
-    match written {
+/// What openraft's result means to the caller.
+fn outcome(result: ClientWriteResult<TypeConfig>, resend: bool) -> ProposeResult {
+    match result {
         Ok(r) => Ok(r.data),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(None),
+        Err(ClientWriteError::ForwardToLeader(_)) => Err(None),
         // Our entry was replaced by a new leader's log: it may still commit through that
         // leader. A tagged write is sent again (the state machine applies it at most once);
         // anything else gets etcd's "timed out" (outcome unknown).
-        Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) if resend => Err(None),
-        Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
-            Err(Some(NodeError::Timeout))
-        }
-        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+        Err(ClientWriteError::LogEntryDiscarded(_)) if resend => Err(None),
+        Err(ClientWriteError::LogEntryDiscarded(_)) => Err(Some(NodeError::Timeout)),
+        Err(ClientWriteError::ChangeMembershipError(e)) => {
             Err(Some(NodeError::Membership(e.to_string())))
         }
-        Err(RaftError::APIError(ClientWriteError::PreconditionFailed(e))) => {
+        Err(ClientWriteError::PreconditionFailed(e)) => {
             // We never attach preconditions; openraft answering one is a bug worth seeing.
             tracing::error!(error = %e, "openraft refused a write on a precondition we did not set");
             Err(Some(NodeError::Stopped))
         }
-        Err(RaftError::Fatal(_)) => Err(Some(NodeError::Stopped)),
     }
 }
