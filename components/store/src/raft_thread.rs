@@ -96,3 +96,66 @@ impl RaftThread {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn run_returns_the_output_from_the_raft_thread() {
+        let t = RaftThread::start("test").await.unwrap();
+        let caller = std::thread::current().id();
+        let (v, there) = t
+            .run(async { (7, std::thread::current().id()) })
+            .await
+            .unwrap();
+        assert_eq!(v, 7);
+        assert_ne!(there, caller, "the future ran on the caller's thread");
+        t.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_raft_thread_reaches_the_caller() {
+        let t = RaftThread::start("test").await.unwrap();
+        let r = tokio::spawn(async move {
+            t.run(async { panic!("boom") }).await;
+        })
+        .await;
+        assert!(r.unwrap_err().is_panic());
+    }
+
+    #[tokio::test]
+    async fn stop_drops_the_tasks_still_on_the_thread() {
+        let t = RaftThread::start("test").await.unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        {
+            let _g = t.enter();
+            // A task that never ends on its own, holding the sender.
+            tokio::spawn(async move {
+                let _tx = tx;
+                std::future::pending::<()>().await;
+            });
+        }
+        t.stop().await;
+        // The sender was dropped with the task: the receiver sees the close, nothing hangs.
+        assert!(rx.await.is_err());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_handle_ends_the_thread() {
+        let t = RaftThread::start("test").await.unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        {
+            let _g = t.enter();
+            tokio::spawn(async move {
+                let _tx = tx;
+                std::future::pending::<()>().await;
+            });
+        }
+        drop(t);
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx)
+            .await
+            .expect("the raft thread kept running after its handle was dropped")
+            .unwrap_err();
+    }
+}

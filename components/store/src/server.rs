@@ -2,9 +2,11 @@
 //!
 //! [`start`] runs the steps in order and fails before serving anything if one fails: validate
 //! the config; bind the peer and client listeners (port 0 resolves here, so the advertised URLs
-//! are real); open the log (integrity-checked) and the last snapshot; start openraft; bootstrap
-//! the initial membership if this is a fresh member of a `new` cluster; serve the peer service
-//! and the etcd API; start the leader duties and publish this member's name and client URLs.
+//! are real); open the log (integrity-checked) and the last snapshot; start the member's Raft
+//! thread (`raft_thread.rs`) and openraft on it; bootstrap the initial membership if this is a
+//! fresh member of a `new` cluster; serve the peer service (on the Raft thread) and the etcd
+//! API (on the caller's runtime); start the leader duties and publish this member's name and
+//! client URLs.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
