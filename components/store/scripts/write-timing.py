@@ -131,6 +131,23 @@ def main():
         ds = [r[b] - r[a] for r in rows if a in r and b in r]
         if ds:
             print(f"{label:<16} p50 {statistics.median(ds):.0f} us, p90 {pct(ds, 0.9):.0f} us")
+    # The follower above is the one whose reply came first (the faster of the two): its fsync
+    # is not a fair comparison with the leader's. Every follower's commit of the same entries:
+    ds = [f[r["index"]]["f_fsync_done"] - f[r["index"]]["f_fsync_start"] for r in rows
+          for f in fols if "f_fsync_done" in f.get(r["index"], {})
+          and "f_fsync_start" in f[r["index"]]]
+    if ds:
+        print(f"{'every follower fsync':<16} p50 {statistics.median(ds):.0f} us, "
+              f"p90 {pct(ds, 0.9):.0f} us")
+    # Is the leader's own flush on the critical path? It is when it ends after the first
+    # follower reply (the quorum of 2 then waits for it).
+    late = [r["fsync_done"] - r["ae_reply"] for r in rows if "fsync_done" in r and "ae_reply" in r]
+    if late:
+        n = sum(d > 0 for d in late)
+        print(f"leader fsync ends after the first reply in {n}/{len(late)} writes "
+              f"({100 * n / len(late):.0f}%), by p50 {statistics.median([d for d in late if d > 0] or [0]):.0f} us "
+              f"when it does; leader fsync start -> first reply p50 "
+              f"{statistics.median([r['ae_reply'] - r['fsync_start'] for r in rows if 'ae_reply' in r and 'fsync_start' in r]):.0f} us")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@
 //! - `api`: the etcd v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance), and
 //!   [`DirectKv`], their Range for a client in the same process without the codec.
 //! - [`lease`]: lease expiry on the leader.
-//! - [`config`] and [`server`]: configuration, start and shutdown.
+//! - [`config`] and [`server`]: configuration, start and shutdown; `raft_thread`: the
+//!   member's Raft machinery on one current-thread runtime of its own.
 //! - [`ports`]: loopback ports to name before binding them (local clusters, tests).
 //!
 //! # Flow of a write
@@ -34,6 +35,7 @@ pub mod mvcc;
 pub mod network;
 pub mod node;
 pub mod ports;
+mod raft_thread;
 pub mod server;
 pub mod state_machine;
 pub mod timing;
