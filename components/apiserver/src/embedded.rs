@@ -7,9 +7,9 @@
 //! to it through the etcd v3 API exactly as to real etcd or a store cluster — one code path.
 //! Only the transport differs: the server's client calls the member's gRPC services in
 //! process ([`EmbeddedStore::in_process_api`]: tonic's codec, no HTTP/2 framing, no loopback
-//! TCP, no connection tasks), and its range reads (gets, list batches) skip the codec too:
-//! they call the member's Range handler directly ([`EmbeddedStore::direct_kv`]), the same
-//! code the gRPC service runs. The member's client URL still serves `etcdctl` and others.
+//! TCP, no connection tasks), and its range reads (gets, list batches) and transactions
+//! (creates, updates, deletes) skip the codec too: they call the member's Range and Txn
+//! handlers directly ([`EmbeddedStore::direct_kv`]), the same code the gRPC service runs. The member's client URL still serves `etcdctl` and others.
 //! [`crate::run`] calls [`EmbeddedStore::shutdown`] after serving stops (SIGTERM/ctrl-c), on
 //! a failed start too, so the Raft log and state machine are closed cleanly.
 
@@ -53,8 +53,8 @@ impl EmbeddedStore {
         self.store.in_process_api()
     }
 
-    /// Its KV Range without the gRPC codec (see
-    /// [`crate::storage::Store::with_direct_range`]).
+    /// Its KV Range and Txn without the gRPC codec (see
+    /// [`crate::storage::Store::with_direct_kv`]).
     pub fn direct_kv(&self) -> kubelab_store::DirectKv {
         self.store.direct_kv()
     }

@@ -270,7 +270,7 @@ pub async fn run(
     .await
     {
         Ok(client) => {
-            let client = client.with_direct_range(store.direct_kv());
+            let client = client.with_direct_kv(store.direct_kv());
             serve(config, Some(client), listener, shutdown).await
         }
         Err(e) => Err(e.into()),

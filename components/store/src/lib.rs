@@ -13,7 +13,7 @@
 //! - [`node`]: one member's client-side operations: writes (grouped into batch entries),
 //!   linearizable reads (shared read-index rounds), leases, membership — leader or not.
 //! - `api`: the etcd v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance), and
-//!   [`DirectKv`], their Range for a client in the same process without the codec.
+//!   [`DirectKv`], their Range and Txn for a client in the same process without the codec.
 //! - [`lease`]: lease expiry on the leader.
 //! - [`config`] and [`server`]: configuration, start and shutdown; `raft_thread`: the
 //!   member's Raft machinery on one current-thread runtime of its own.

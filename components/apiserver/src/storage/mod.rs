@@ -12,7 +12,8 @@
 //!   resourceVersion fails the compare and surfaces as 409 Conflict.
 //! - [`list`]: range reads at one revision with `limit` and `continue` tokens.
 //! - `range`: the one range read every read here goes through, over gRPC or — for the
-//!   embedded store — directly into the member ([`Store::with_direct_range`]).
+//!   embedded store — directly into the member ([`Store::with_direct_kv`]).
+//! - `txn`: the one transaction every write here goes through, the same two ways.
 //! - [`watch`]: etcd watches from a revision, with previous values, turned into object events;
 //!   a compacted revision becomes [`StorageError::Compacted`] (HTTP 410 Gone).
 //!
@@ -30,6 +31,7 @@ pub mod keys;
 pub mod list;
 mod range;
 mod splice;
+mod txn;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -40,6 +42,7 @@ use serde_json::Value;
 
 use crate::metrics::{StoreMetrics, StoreOp};
 use range::{RangeRequest, Reader};
+use txn::Writer;
 
 pub use keys::Key;
 
@@ -141,6 +144,8 @@ pub struct Store {
     client: Client,
     /// Where range reads go: the client's KV service, or the embedded member directly.
     reader: Reader,
+    /// Where transactions (every write) go, the same two ways.
+    writer: Writer,
     /// Last seen `mod_revision` of guard keys (namespaces found live): a hint only, every use
     /// is checked by the transaction's compare.
     memo: Arc<Mutex<HashMap<String, i64>>>,
@@ -221,17 +226,22 @@ impl Store {
         Ok(Store::with_client(client))
     }
 
-    /// Sends this store's range reads (gets, list batches, counts) directly into the
-    /// embedded member instead of through its gRPC services: same handler, same results and
-    /// errors, no protobuf codec (see `storage/range.rs`). Everything else stays on gRPC.
-    pub fn with_direct_range(mut self, direct: kubelab_store::DirectKv) -> Store {
-        self.reader = Reader::Direct(direct);
+    /// Sends this store's range reads (gets, list batches, counts) and transactions
+    /// (creates, updates, deletes) directly into the embedded member instead of through its
+    /// gRPC services: same handlers, same results and errors, no protobuf codec (see
+    /// `storage/range.rs`, `storage/txn.rs`). Watches and compaction stay on gRPC.
+    pub fn with_direct_kv(mut self, direct: kubelab_store::DirectKv) -> Store {
+        self.reader = Reader::Direct(direct.clone());
+        self.writer = Writer::Direct(direct);
         self
     }
 
     fn with_client(client: Client) -> Store {
         Store {
             reader: Reader::Grpc(Box::new(
+                client.kv_client().max_decoding_message_size(MAX_MESSAGE),
+            )),
+            writer: Writer::Grpc(Box::new(
                 client.kv_client().max_decoding_message_size(MAX_MESSAGE),
             )),
             client,
@@ -396,7 +406,7 @@ impl Store {
         }
         ops.push(TxnOp::put(key.as_str(), encode(object), None));
         let txn = Txn::new().when(compares).and_then(ops).or_else(otherwise);
-        let resp = self.kv().txn(txn).await?;
+        let resp = self.writer.txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
         }
@@ -437,7 +447,7 @@ impl Store {
             .when(compares)
             .and_then(ops)
             .or_else(vec![TxnOp::get(key.as_str(), None)]);
-        let resp = self.kv().txn(txn).await?;
+        let resp = self.writer.txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
         }
@@ -464,7 +474,7 @@ impl Store {
             .when(compares)
             .and_then(ops)
             .or_else(vec![TxnOp::get(key.as_str(), None)]);
-        let resp = self.kv().txn(txn).await?;
+        let resp = self.writer.txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
         }
@@ -522,13 +532,6 @@ impl Store {
         req: RangeRequest,
     ) -> Result<etcd_client::GetResponse, etcd_client::Error> {
         self.reader.range(req).await
-    }
-
-    /// A KV client that accepts large range responses (a list page of big objects).
-    pub(crate) fn kv(&self) -> etcd_client::KvClient {
-        self.client
-            .kv_client()
-            .max_decoding_message_size(MAX_MESSAGE)
     }
 
     /// A watch client that accepts large event batches.

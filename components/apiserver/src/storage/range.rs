@@ -15,7 +15,8 @@
 //!   [`etcd_client::Error::GRpcStatus`], so the mapping to [`super::StorageError`]
 //!   (compacted → 410, future revision) is shared too.
 //!
-//! Writes, watches and txns always take the gRPC path.
+//! Transactions (every write) take the same two paths (`storage/txn.rs`); watches and
+//! compaction always take gRPC.
 
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
 //! etcd's KV service: Range, Put, DeleteRange, Txn, Compact.
 //!
-//! Range also has a direct entry ([`Api::range_direct`], exposed as
-//! [`crate::RunningStore::range`]) for a client in the same process: the same code as the
-//! gRPC handler, without the protobuf encode/decode and tonic's codec in between.
+//! Range and Txn also have direct entries ([`Api::range_direct`], [`Api::txn_direct`],
+//! exposed through [`DirectKv`]) for a client in the same process: the same code as the gRPC
+//! handlers, without the protobuf encode/decode and tonic's codec in between.
 
 use etcd_client::proto::{
     PbCompactionRequest, PbCompactionResponse, PbDeleteRequest, PbDeleteResponse, PbKvService,
@@ -11,7 +11,7 @@ use etcd_client::proto::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{Api, status_of_apply, status_of_node};
+use super::{Api, max_message, status_of_apply, status_of_node};
 use crate::types::{Outcome, Request as Cmd};
 
 impl Api {
@@ -42,6 +42,35 @@ impl Api {
             .node
             .read(|d| (d.mvcc.range(&range), d.mvcc.revision()));
         Ok(self.range_to_pb(result.map_err(status_of_apply)?, rev))
+    }
+}
+
+impl Api {
+    /// The Txn call itself, shared by the gRPC handler and [`DirectKv::txn`]: validate
+    /// (operation count, empty keys, request size), propose through Raft, answer with the
+    /// applied outcome at its revision. A request the gRPC service would refuse to decode for
+    /// its size is refused here with the same status (tonic's `OutOfRange`), so both paths
+    /// accept exactly the same requests.
+    pub(crate) async fn txn_direct(&self, req: PbTxnRequest) -> Result<PbTxnResponse, Status> {
+        let txn = self.txn_from_pb(req)?;
+        match self.propose(Cmd::Txn(txn)).await? {
+            (Outcome::Txn(t), rev) => Ok(self.txn_to_pb(t, rev)),
+            (o, _) => Err(unexpected(o)),
+        }
+    }
+
+    /// The status tonic's decoder answers a message over the services' limit with (the
+    /// direct entries skip the decoder, so they check the request's encoded size here).
+    fn check_message_size(&self, req: &impl prost::Message) -> Result<(), Status> {
+        let len = req.encoded_len();
+        let limit = max_message(self.max_request_bytes);
+        if len > limit {
+            return Err(Status::out_of_range(format!(
+                "Error, decoded message length too large: found {len} bytes, the limit is: \
+                 {limit} bytes"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -93,11 +122,7 @@ impl PbKvService for Api {
     }
 
     async fn txn(&self, req: Request<PbTxnRequest>) -> Result<Response<PbTxnResponse>, Status> {
-        let txn = self.txn_from_pb(req.into_inner())?;
-        match self.propose(Cmd::Txn(txn)).await? {
-            (Outcome::Txn(t), rev) => Ok(Response::new(self.txn_to_pb(t, rev))),
-            (o, _) => Err(unexpected(o)),
-        }
+        self.txn_direct(req.into_inner()).await.map(Response::new)
     }
 
     async fn compact(
@@ -114,12 +139,13 @@ impl PbKvService for Api {
     }
 }
 
-/// A member's KV Range for a client in the same process (the API server's embedded store):
-/// exactly what the gRPC `Range` handler runs — same validation, same linearizable read
-/// (read index round unless `serializable`), same MVCC read, same error statuses — with the
-/// response handed over as a value instead of being protobuf-encoded, sent through tonic's
-/// codec and decoded again. Cheap to clone. Writes, watches and txns stay on the gRPC
-/// services ([`crate::RunningStore::in_process_api`]).
+/// A member's KV Range and Txn for a client in the same process (the API server's embedded
+/// store): exactly what the gRPC `Range` and `Txn` handlers run — same validation, same
+/// linearizable read (read index round unless `serializable`), same Raft proposal for a txn,
+/// same MVCC read or apply, same error statuses — with request and response handed over as
+/// values instead of being protobuf-encoded, sent through tonic's codec and decoded again.
+/// Cheap to clone. Watches, leases and the other services stay on gRPC
+/// ([`crate::RunningStore::in_process_api`]).
 #[derive(Clone)]
 pub struct DirectKv {
     api: Api,
@@ -133,5 +159,13 @@ impl DirectKv {
     /// Runs a Range request; the error is the status the gRPC service would answer with.
     pub async fn range(&self, req: PbRangeRequest) -> Result<PbRangeResponse, Status> {
         self.api.range_direct(req).await
+    }
+
+    /// Runs a Txn request (compares, then the success or failure operations, in one Raft
+    /// entry); the error is the status the gRPC service would answer with, including its
+    /// refusal of a message over the size limit.
+    pub async fn txn(&self, req: PbTxnRequest) -> Result<PbTxnResponse, Status> {
+        self.api.check_message_size(&req)?;
+        self.api.txn_direct(req).await
     }
 }

@@ -79,13 +79,18 @@ pub(crate) fn routes(
         max_request_bytes,
         progress_notify,
     };
-    // gRPC framing allows some overhead beyond the largest request, as etcd does.
-    let max_msg = max_request_bytes + 512 * 1024;
+    let max_msg = max_message(max_request_bytes);
     Routes::new(PbKvServer::new(api.clone()).max_decoding_message_size(max_msg))
         .add_service(PbWatchServer::new(api.clone()).max_decoding_message_size(max_msg))
         .add_service(PbLeaseServer::new(api.clone()))
         .add_service(PbClusterServer::new(api.clone()))
         .add_service(PbMaintenanceServer::new(api))
+}
+
+/// The largest gRPC message the services decode: the largest request plus some overhead for
+/// gRPC framing, as etcd allows. [`DirectKv`]'s txn applies the same bound.
+pub(crate) fn max_message(max_request_bytes: usize) -> usize {
+    max_request_bytes + 512 * 1024
 }
 
 /// The gRPC status etcd returns for a node-level error.

@@ -29,7 +29,7 @@ impl Fixture {
         let grpc = Store::connect_in_process("test", embedded.in_process_api())
             .await
             .expect("in-process client");
-        let direct = grpc.clone().with_direct_range(embedded.direct_kv());
+        let direct = grpc.clone().with_direct_kv(embedded.direct_kv());
         Fixture {
             embedded,
             grpc,
