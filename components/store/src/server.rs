@@ -110,8 +110,8 @@ impl RunningStore {
         )
     }
 
-    /// A handle on this member's KV Range without the gRPC codec (see [`crate::DirectKv`]):
-    /// for a client in the same process that reads a lot (the API server's lists).
+    /// A handle on this member's KV Range and Txn without the gRPC codec (see
+    /// [`crate::DirectKv`]): for a client in the same process (the API server's embedded store).
     pub fn direct_kv(&self) -> crate::DirectKv {
         crate::api::direct_kv(
             self.node.clone(),
