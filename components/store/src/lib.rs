@@ -15,8 +15,7 @@
 //! - `api`: the etcd v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance), and
 //!   [`DirectKv`], their Range and Txn for a client in the same process without the codec.
 //! - [`lease`]: lease expiry on the leader.
-//! - [`config`] and [`server`]: configuration, start and shutdown; `raft_thread`: the
-//!   member's Raft machinery on one current-thread runtime of its own.
+//! - [`config`] and [`server`]: configuration, start and shutdown.
 //! - [`ports`]: loopback ports to name before binding them (local clusters, tests).
 //!
 //! # Flow of a write
@@ -35,7 +34,6 @@ pub mod mvcc;
 pub mod network;
 pub mod node;
 pub mod ports;
-mod raft_thread;
 pub mod server;
 pub mod state_machine;
 pub mod timing;

@@ -2,11 +2,9 @@
 //!
 //! [`start`] runs the steps in order and fails before serving anything if one fails: validate
 //! the config; bind the peer and client listeners (port 0 resolves here, so the advertised URLs
-//! are real); open the log (integrity-checked) and the last snapshot; start the member's Raft
-//! thread (`raft_thread.rs`) and openraft on it; bootstrap the initial membership if this is a
-//! fresh member of a `new` cluster; serve the peer service (on the Raft thread) and the etcd
-//! API (on the caller's runtime); start the leader duties and publish this member's name and
-//! client URLs.
+//! are real); open the log (integrity-checked) and the last snapshot; start openraft; bootstrap
+//! the initial membership if this is a fresh member of a `new` cluster; serve the peer service
+//! and the etcd API; start the leader duties and publish this member's name and client URLs.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +22,6 @@ use crate::lease::Lessor;
 use crate::log_store::{LogStore, OpenError};
 use crate::network::{self, Network};
 use crate::node::Node;
-use crate::raft_thread::RaftThread;
 use crate::state_machine::{LoadError, StateMachineStore};
 use crate::types::{NodeId, PeerNode, Raft};
 
@@ -72,16 +69,11 @@ pub enum Error {
     Initialize(
         #[from] RaftError<crate::types::TypeConfig, InitializeError<crate::types::TypeConfig>>,
     ),
-    /// The member's Raft thread could not be started, or stopped while the member started.
-    #[error("starting the raft thread")]
-    RaftThread(#[source] std::io::Error),
 }
 
-/// A running member. Call [`RunningStore::shutdown`] to stop it; a drop stops only its Raft
-/// thread, abruptly (as a crash would), and leaves the client listeners answering "stopped".
+/// A running member. Drop does not stop it; call [`RunningStore::shutdown`].
 pub struct RunningStore {
     node: Arc<Node>,
-    raft_thread: Option<RaftThread>,
     client_urls: Vec<String>,
     peer_urls: Vec<String>,
     stop: watch::Sender<bool>,
@@ -170,10 +162,6 @@ impl RunningStore {
         }
         let node = self.node;
         drop(node);
-        // Drops what is left on the Raft thread (idle peer connections), then the thread.
-        if let Some(t) = self.raft_thread.take() {
-            t.stop().await;
-        }
         if let Some(closed) = self.log_closed.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), closed).await;
         }
@@ -287,32 +275,7 @@ async fn start_member(
     .validate()?;
     let net = Network::default();
     let shared = sm.shared();
-    // The Raft machinery runs on a thread of its own (`raft_thread.rs`); openraft spawns its
-    // tasks on the runtime `Raft::new` runs on.
-    let raft_thread = RaftThread::start(&config.name)
-        .await
-        .map_err(Error::RaftThread)?;
-    let raft = {
-        let net = net.clone();
-        let started = raft_thread
-            .run(async move { Raft::new(id, Arc::new(raft_config), net, log, sm).await })
-            .await;
-        match started {
-            Some(r) => r?,
-            None => {
-                return Err(Error::RaftThread(std::io::Error::other(
-                    "the raft thread stopped",
-                )));
-            }
-        }
-    };
-    let (proposer, read_indexer) = {
-        let _raft_rt = raft_thread.enter();
-        (
-            crate::node::Proposer::start(raft.clone()),
-            crate::node::ReadIndexer::start(raft.clone()),
-        )
-    };
+    let raft = Raft::new(id, Arc::new(raft_config), net.clone(), log, sm).await?;
 
     let node = Arc::new(Node {
         id,
@@ -325,8 +288,8 @@ async fn start_member(
         peer_urls: peer_urls.clone(),
         min_lease_ttl: ((config.election_timeout_ms * 3).div_ceil(2)).div_ceil(1000) as i64,
         data_dir: dir.clone(),
-        proposer,
-        read_indexer,
+        proposer: crate::node::Proposer::start(raft.clone()),
+        read_indexer: crate::node::ReadIndexer::start(raft.clone()),
         session: crate::node::WriteSession::new(),
     });
 
@@ -349,21 +312,30 @@ async fn start_member(
             Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
             Err(e) => {
                 let _ = node.raft.shutdown().await;
-                raft_thread.stop().await;
                 return Err(e.into());
             }
         }
     }
 
     let (stop, stop_rx) = watch::channel(false);
-    let mut servers = match serve_peers(&raft_thread, peers, &node, &stop_rx) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = node.raft.shutdown().await;
-            raft_thread.stop().await;
-            return Err(e);
-        }
-    };
+    let mut servers = Vec::new();
+    for (listener, addr) in peers {
+        let svc = network::server::service(node.clone());
+        let stop = stopped(stop_rx.clone());
+        // One port, two protocols: AppendEntries connections are served apart, the rest
+        // (HTTP/2) comes to tonic (see `network/append_server.rs`).
+        let grpc = network::append_server::serve_peer_port(listener, node.clone(), stop_rx.clone());
+        servers.push(tokio::spawn(async move {
+            let r = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(svc)
+                .serve_with_incoming_shutdown(grpc, stop)
+                .await;
+            if let Err(e) = r {
+                tracing::error!(%addr, error = %e, "peer server failed");
+            }
+        }));
+    }
     let progress = Duration::from_millis(config.progress_notify_interval_ms);
     for (listener, addr) in clients {
         let routes = crate::api::routes(node.clone(), config.max_request_bytes, progress);
@@ -395,7 +367,6 @@ async fn start_member(
     );
     Ok(RunningStore {
         node,
-        raft_thread: Some(raft_thread),
         client_urls,
         peer_urls,
         stop,
@@ -405,44 +376,6 @@ async fn start_member(
         max_request_bytes: config.max_request_bytes,
         progress_notify: progress,
     })
-}
-
-/// Serves the peer port on the Raft thread: each listener moves to that runtime's reactor, and
-/// its accept loop, connections and the gRPC peer service (vote, snapshot, forwarded requests)
-/// run there.
-fn serve_peers(
-    raft_thread: &RaftThread,
-    peers: Bound,
-    node: &Arc<Node>,
-    stop_rx: &watch::Receiver<bool>,
-) -> Result<Vec<JoinHandle<()>>, Error> {
-    let _raft_rt = raft_thread.enter();
-    let mut servers = Vec::new();
-    for (listener, addr) in peers {
-        let listener = listener
-            .into_std()
-            .and_then(TcpListener::from_std)
-            .map_err(|source| Error::Bind {
-                url: format!("http://{addr}"),
-                source,
-            })?;
-        let svc = network::server::service(node.clone());
-        let stop = stopped(stop_rx.clone());
-        // One port, two protocols: AppendEntries connections are served apart, the rest
-        // (HTTP/2) comes to tonic (see `network/append_server.rs`).
-        let grpc = network::append_server::serve_peer_port(listener, node.clone(), stop_rx.clone());
-        servers.push(tokio::spawn(async move {
-            let r = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(svc)
-                .serve_with_incoming_shutdown(grpc, stop)
-                .await;
-            if let Err(e) = r {
-                tracing::error!(%addr, error = %e, "peer server failed");
-            }
-        }));
-    }
-    Ok(servers)
 }
 
 /// Accepted connections with Nagle's algorithm off. tonic's `tcp_nodelay` only applies to
