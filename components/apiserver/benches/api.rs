@@ -169,6 +169,15 @@ const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/js
 async fn bench(server: &ServerChild) -> Value {
     let ops = env_usize("BENCH_OPS", 640);
     let big = env_usize("BENCH_LIST", 10_000);
+    // The create rows (1 and 32 clients) leave 2 * ops pods; the fill tops them up to `big`.
+    assert!(
+        2 * ops < big,
+        "BENCH_OPS={ops} creates {} pods in its create rows, not fewer than BENCH_LIST={big}: \
+         set BENCH_LIST above {} or BENCH_OPS below {}",
+        2 * ops,
+        2 * ops,
+        big / 2
+    );
     let c = support::client_from_kubeconfig(&server.kubeconfig);
     support::namespace(&c, "bench").await;
     let pids: Vec<u32> = std::iter::once(server.child.id())
