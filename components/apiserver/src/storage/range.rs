@@ -113,18 +113,27 @@ impl Reader {
                 let options = req.options();
                 kv.as_ref().clone().get(req.key, Some(options)).await
             }
-            Reader::Direct(direct) => {
-                match tokio::time::timeout(DIRECT_TIMEOUT, direct.range(req.into_pb())).await {
-                    Ok(Ok(resp)) => Ok(GetResponse(resp)),
-                    Ok(Err(status)) => Err(etcd_client::Error::GRpcStatus(status)),
-                    Err(_) => Err(etcd_client::Error::GRpcStatus(
-                        tonic::Status::deadline_exceeded(format!(
-                            "embedded store range took over {DIRECT_TIMEOUT:?}"
-                        )),
-                    )),
-                }
-            }
+            Reader::Direct(direct) => direct_call("range", direct.range(req.into_pb()))
+                .await
+                .map(GetResponse),
         }
+    }
+}
+
+/// Awaits one direct call on the embedded member (`what` names it in the timeout error), with
+/// the gRPC client's request timeout, and turns its `tonic::Status` into the error the gRPC
+/// path gives, so both paths share one error mapping.
+pub(crate) async fn direct_call<T>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, etcd_client::Error> {
+    match tokio::time::timeout(DIRECT_TIMEOUT, call).await {
+        Ok(r) => r.map_err(etcd_client::Error::GRpcStatus),
+        Err(_) => Err(etcd_client::Error::GRpcStatus(
+            tonic::Status::deadline_exceeded(format!(
+                "embedded store {what} took over {DIRECT_TIMEOUT:?}"
+            )),
+        )),
     }
 }
 

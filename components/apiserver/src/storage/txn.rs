@@ -14,13 +14,8 @@
 //!   arrive as the same `tonic::Status` the gRPC path turns into
 //!   [`etcd_client::Error::GRpcStatus`], so their mapping is shared too.
 
-use std::time::Duration;
-
 use etcd_client::proto::PbTxnRequest;
 use etcd_client::{KvClient, Txn, TxnResponse};
-
-/// How long a direct txn may take (the gRPC client's request timeout, `connect_options`).
-const DIRECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where transactions go.
 #[derive(Clone)]
@@ -37,16 +32,9 @@ impl Writer {
         match self {
             Writer::Grpc(kv) => kv.as_ref().clone().txn(txn).await,
             Writer::Direct(direct) => {
-                let req = PbTxnRequest::from(txn);
-                match tokio::time::timeout(DIRECT_TIMEOUT, direct.txn(req)).await {
-                    Ok(Ok(resp)) => Ok(TxnResponse(resp)),
-                    Ok(Err(status)) => Err(etcd_client::Error::GRpcStatus(status)),
-                    Err(_) => Err(etcd_client::Error::GRpcStatus(
-                        tonic::Status::deadline_exceeded(format!(
-                            "embedded store txn took over {DIRECT_TIMEOUT:?}"
-                        )),
-                    )),
-                }
+                super::range::direct_call("txn", direct.txn(PbTxnRequest::from(txn)))
+                    .await
+                    .map(TxnResponse)
             }
         }
     }
