@@ -131,7 +131,7 @@ const FILTERED_BATCH: i64 = 500;
 /// or the page's remaining `limit`); the revision is fixed by the first read.
 pub struct ListCursor {
     /// Where the range reads go (see `storage/range.rs`).
-    reader: super::range::Reader,
+    kv: super::range::Kv,
     /// The store's round-trip latencies (each range read is a `list`).
     metrics: std::sync::Arc<crate::metrics::StoreMetrics>,
     prefix: String,
@@ -233,7 +233,7 @@ impl ListCursor {
             };
             let timer = self.metrics.timer(crate::metrics::StoreOp::List);
             let resp = self
-                .reader
+                .kv
                 .range(req)
                 .await
                 .map_err(|e| map_compaction(e, self.revision))?;
@@ -298,7 +298,7 @@ impl Store {
             None => (options.revision.unwrap_or(0), prefix.to_string()),
         };
         Ok(ListCursor {
-            reader: self.reader.clone(),
+            kv: self.kv.clone(),
             metrics: self.metrics.clone(),
             prefix: prefix.to_string(),
             end: prefix_end(prefix),

@@ -41,8 +41,7 @@ use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp, TxnOpR
 use serde_json::Value;
 
 use crate::metrics::{StoreMetrics, StoreOp};
-use range::{RangeRequest, Reader};
-use txn::Writer;
+use range::{Kv, RangeRequest};
 
 pub use keys::Key;
 
@@ -142,10 +141,9 @@ const MAX_MESSAGE: usize = 512 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Store {
     client: Client,
-    /// Where range reads go: the client's KV service, or the embedded member directly.
-    reader: Reader,
-    /// Where transactions (every write) go, the same two ways.
-    writer: Writer,
+    /// Where range reads and transactions (every write) go: the client's KV service, or the
+    /// embedded member directly.
+    kv: Kv,
     /// Last seen `mod_revision` of guard keys (namespaces found live): a hint only, every use
     /// is checked by the transaction's compare.
     memo: Arc<Mutex<HashMap<String, i64>>>,
@@ -231,17 +229,13 @@ impl Store {
     /// gRPC services: same handlers, same results and errors, no protobuf codec (see
     /// `storage/range.rs`, `storage/txn.rs`). Watches and compaction stay on gRPC.
     pub fn with_direct_kv(mut self, direct: kubelab_store::DirectKv) -> Store {
-        self.reader = Reader::Direct(direct.clone());
-        self.writer = Writer::Direct(direct);
+        self.kv = Kv::Direct(direct);
         self
     }
 
     fn with_client(client: Client) -> Store {
         Store {
-            reader: Reader::Grpc(Box::new(
-                client.kv_client().max_decoding_message_size(MAX_MESSAGE),
-            )),
-            writer: Writer::Grpc(Box::new(
+            kv: Kv::Grpc(Box::new(
                 client.kv_client().max_decoding_message_size(MAX_MESSAGE),
             )),
             client,
@@ -406,7 +400,7 @@ impl Store {
         }
         ops.push(TxnOp::put(key.as_str(), encode(object), None));
         let txn = Txn::new().when(compares).and_then(ops).or_else(otherwise);
-        let resp = self.writer.txn(txn).await?;
+        let resp = self.kv.txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
         }
@@ -447,7 +441,7 @@ impl Store {
             .when(compares)
             .and_then(ops)
             .or_else(vec![TxnOp::get(key.as_str(), None)]);
-        let resp = self.writer.txn(txn).await?;
+        let resp = self.kv.txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
         }
@@ -474,7 +468,7 @@ impl Store {
             .when(compares)
             .and_then(ops)
             .or_else(vec![TxnOp::get(key.as_str(), None)]);
-        let resp = self.writer.txn(txn).await?;
+        let resp = self.kv.txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
         }
@@ -531,7 +525,7 @@ impl Store {
         &self,
         req: RangeRequest,
     ) -> Result<etcd_client::GetResponse, etcd_client::Error> {
-        self.reader.range(req).await
+        self.kv.range(req).await
     }
 
     /// A watch client that accepts large event batches.

@@ -1,13 +1,13 @@
 //! Range reads: the one call every read of the storage layer goes through (gets, list
 //! batches, counts, revision checks), for all three backends.
 //!
-//! A [`RangeRequest`] says what to read; [`Reader::range`] runs it and answers with the etcd
+//! A [`RangeRequest`] says what to read; [`Kv::range`] runs it and answers with the etcd
 //! client's [`GetResponse`] either way, so the callers (`Store::get`, `ListCursor`, ...) are
 //! one code path:
 //!
-//! - [`Reader::Grpc`]: the etcd v3 `Range` over gRPC — a real etcd, a kubelab store cluster,
+//! - [`Kv::Grpc`]: the etcd v3 `Range` over gRPC — a real etcd, a kubelab store cluster,
 //!   or the embedded member through its in-process gRPC services.
-//! - [`Reader::Direct`]: the embedded member's Range called directly
+//! - [`Kv::Direct`]: the embedded member's Range called directly
 //!   ([`kubelab_store::DirectKv`]): the same handler code (linearizable read, MVCC read,
 //!   error statuses) without the protobuf encode in the store, tonic's codec and the decode
 //!   here — about 45 % of a list's server CPU before (docs/benchmarks.md, "List CPU, part 3").
@@ -96,24 +96,24 @@ impl RangeRequest {
     }
 }
 
-/// Where range reads go.
+/// Where the storage layer's range reads and transactions go (`txn.rs` adds [`Kv::txn`]).
 #[derive(Clone)]
-pub(crate) enum Reader {
+pub(crate) enum Kv {
     /// The etcd v3 KV service over gRPC.
     Grpc(Box<KvClient>),
-    /// The embedded member's Range, called in process without the codec.
+    /// The embedded member's Range and Txn, called in process without the codec.
     Direct(kubelab_store::DirectKv),
 }
 
-impl Reader {
+impl Kv {
     /// Runs one range read.
     pub async fn range(&self, req: RangeRequest) -> Result<GetResponse, etcd_client::Error> {
         match self {
-            Reader::Grpc(kv) => {
+            Kv::Grpc(kv) => {
                 let options = req.options();
                 kv.as_ref().clone().get(req.key, Some(options)).await
             }
-            Reader::Direct(direct) => direct_call("range", direct.range(req.into_pb()))
+            Kv::Direct(direct) => direct_call("range", direct.range(req.into_pb()))
                 .await
                 .map(GetResponse),
         }

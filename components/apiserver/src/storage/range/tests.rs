@@ -1,11 +1,11 @@
 //! The embedded store's direct range against its gRPC range: on one member, the same
-//! requests through both [`Reader`]s must give the same responses (header, key-values, `more`,
+//! requests through both [`Kv`]s must give the same responses (header, key-values, `more`,
 //! `count`) and the same errors, and lists through a [`Store`] on each must give the same
 //! pages and the same [`StorageError`]s.
 
 use serde_json::json;
 
-use super::{RangeRequest, Reader};
+use super::{Kv, RangeRequest};
 use crate::storage::list::{ListOptions, prefix_end};
 use crate::storage::{Key, StorageError, Store};
 
@@ -45,10 +45,10 @@ impl Fixture {
 
     /// Runs `req` on both paths; asserts the same outcome and returns it.
     async fn both(&self, req: RangeRequest) -> Result<etcd_client::GetResponse, String> {
-        let g = self.grpc.reader.range(req.clone()).await;
-        let d = self.direct.reader.range(req.clone()).await;
-        assert!(matches!(self.grpc.reader, Reader::Grpc(_)));
-        assert!(matches!(self.direct.reader, Reader::Direct(_)));
+        let g = self.grpc.kv.range(req.clone()).await;
+        let d = self.direct.kv.range(req.clone()).await;
+        assert!(matches!(self.grpc.kv, Kv::Grpc(_)));
+        assert!(matches!(self.direct.kv, Kv::Direct(_)));
         match (g, d) {
             (Ok(g), Ok(d)) => {
                 assert_eq!(g.0, d.0, "responses differ for {req:?}");

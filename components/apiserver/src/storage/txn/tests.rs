@@ -1,5 +1,5 @@
 //! The embedded store's direct txn against its gRPC txn: two fresh members, one written
-//! through each [`Writer`], get the same sequence of transactions; every response (revision,
+//! through each [`Kv`], get the same sequence of transactions; every response (revision,
 //! `succeeded`, operation responses with `prev_kv`s) and every error (code and message) must
 //! be the same, and so must the storage layer's creates, updates and deletes and their
 //! [`StorageError`]s.
@@ -8,7 +8,7 @@ use etcd_client::proto::PbTxnResponse;
 use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
 use serde_json::json;
 
-use super::Writer;
+use super::Kv;
 use crate::storage::{Guard, Key, Marker, StorageError, Store};
 
 /// One embedded member in a temporary dir with a store client on it. Shut down by
@@ -30,9 +30,9 @@ impl Member {
             .expect("in-process client");
         if direct {
             store = store.with_direct_kv(embedded.direct_kv());
-            assert!(matches!(store.writer, Writer::Direct(_)));
+            assert!(matches!(store.kv, Kv::Direct(_)));
         } else {
-            assert!(matches!(store.writer, Writer::Grpc(_)));
+            assert!(matches!(store.kv, Kv::Grpc(_)));
         }
         Member {
             embedded,
@@ -83,8 +83,8 @@ fn comparable(mut r: PbTxnResponse) -> PbTxnResponse {
 /// Runs `txn` on both members; asserts the same outcome and returns it.
 async fn both(grpc: &Member, direct: &Member, txn: Txn) -> Result<PbTxnResponse, tonic::Status> {
     let what = format!("{txn:?}");
-    let g = grpc.store.writer.txn(txn.clone()).await;
-    let d = direct.store.writer.txn(txn).await;
+    let g = grpc.store.kv.txn(txn.clone()).await;
+    let d = direct.store.kv.txn(txn).await;
     match (g, d) {
         (Ok(g), Ok(d)) => {
             let d = comparable(d.0);
