@@ -10,6 +10,7 @@
 //! [`Mvcc::apply`] (in `write.rs`), which returns the response and the watch [`Event`]s of that
 //! revision; `api/` reads through [`Mvcc::range`] and the watch code through [`Mvcc::history`].
 
+mod keys;
 mod read;
 mod sessions;
 mod write;
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::types::{KeyValue, NodeId};
+use keys::{KeyBounds, Keys};
 
 /// One record in a key's history.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -95,8 +97,8 @@ pub struct Mvcc {
     pub(crate) revision: i64,
     /// Highest compacted revision, 0 if never compacted.
     pub(crate) compact_revision: i64,
-    /// Each key's history, oldest first.
-    pub(crate) keys: BTreeMap<Vec<u8>, Vec<Record>>,
+    /// Each key's history, oldest first, and which keys are live (`keys.rs`).
+    pub(crate) keys: Keys,
     /// Leases by id.
     pub(crate) leases: BTreeMap<i64, Lease>,
     /// Members' published attributes by id.
@@ -113,7 +115,7 @@ impl Default for Mvcc {
         Self {
             revision: 1,
             compact_revision: 0,
-            keys: BTreeMap::new(),
+            keys: Keys::default(),
             leases: BTreeMap::new(),
             members: BTreeMap::new(),
             cluster_id: 0,
@@ -150,16 +152,13 @@ impl Mvcc {
 
     /// Number of keys with any history (live or not yet compacted away).
     pub fn key_count(&self) -> usize {
-        self.keys.len()
+        self.keys.map.len()
     }
 }
 
 /// The keys a `key`/`range_end` pair selects, as etcd: empty end = one key, `\0` end = every key
 /// from `key`, `key == "\0"` and end `\0` = every key.
-pub(crate) fn key_bounds(
-    key: &[u8],
-    range_end: &[u8],
-) -> (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>) {
+pub(crate) fn key_bounds(key: &[u8], range_end: &[u8]) -> KeyBounds {
     use std::ops::Bound::*;
     if range_end.is_empty() {
         return (Included(key.to_vec()), Included(key.to_vec()));
@@ -178,7 +177,7 @@ pub(crate) fn key_bounds(
 }
 
 /// Whether a (start, end) bound pair selects no key at all (BTreeMap::range panics on those).
-pub(crate) fn bounds_empty(b: &(std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>)) -> bool {
+pub(crate) fn bounds_empty(b: &KeyBounds) -> bool {
     use std::ops::Bound::*;
     match b {
         (Included(s), Excluded(e)) => s >= e,

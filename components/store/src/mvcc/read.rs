@@ -59,7 +59,20 @@ impl Mvcc {
         } else {
             usize::MAX
         };
-        for (key, history) in self.keys.range(bounds) {
+        // At the current revision with no revision filter, the live-key index counts the
+        // range by rank (`keys.rs`), so the walk stops once the page is full.
+        let indexed = rev == self.revision && !has_filters(req);
+        if indexed {
+            out.count = self.keys.count_live(&bounds);
+            if req.count_only {
+                return out;
+            }
+        }
+        let mut walked = 0;
+        for (key, history) in self.keys.map.range(bounds) {
+            if indexed && out.kvs.len() >= limit {
+                break;
+            }
             let Some(r) = visible_at(history, rev) else {
                 continue;
             };
@@ -67,7 +80,7 @@ impl Mvcc {
             if !passes_filters(req, r.main, v.create_revision) {
                 continue;
             }
-            out.count += 1;
+            walked += 1;
             if req.count_only || out.kvs.len() >= limit {
                 continue;
             }
@@ -76,6 +89,9 @@ impl Mvcc {
                 kv.value.clear();
             }
             out.kvs.push(kv);
+        }
+        if !indexed {
+            out.count = walked;
         }
         if sorted {
             sort_kvs(&mut out.kvs, req.sort_order, req.sort_target);
@@ -101,7 +117,7 @@ impl Mvcc {
         let bounds = key_bounds(key, range_end);
         let mut events: Vec<(i64, i64, Event)> = Vec::new();
         if !bounds_empty(&bounds) {
-            for (k, history) in self.keys.range(bounds) {
+            for (k, history) in self.keys.map.range(bounds) {
                 let start = history.partition_point(|r| r.main < from);
                 for i in start..history.len() {
                     let r = &history[i];
@@ -140,6 +156,14 @@ pub(crate) fn event_of(key: &[u8], r: &Record, prev_kv: Option<KeyValue>) -> Eve
             prev_kv,
         },
     }
+}
+
+/// Whether a range filters by mod or create revision (so its count needs the walk).
+fn has_filters(req: &Range) -> bool {
+    req.min_mod_revision != 0
+        || req.max_mod_revision != 0
+        || req.min_create_revision != 0
+        || req.max_create_revision != 0
 }
 
 fn passes_filters(req: &Range, mod_rev: i64, create_rev: i64) -> bool {

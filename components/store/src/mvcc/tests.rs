@@ -264,10 +264,10 @@ fn compaction_keeps_what_reads_at_or_above_it_see() {
     assert_eq!(get(&m, "a", 5).unwrap().kvs[0].value, b"2");
     assert_eq!(get(&m, "a", 0).unwrap().kvs[0].value, b"3");
     assert!(
-        !m.keys.contains_key(b"b".as_slice()),
+        !m.keys.map.contains_key(b"b".as_slice()),
         "a deleted key's history is dropped"
     );
-    assert_eq!(m.keys[b"a".as_slice()].len(), 2);
+    assert_eq!(m.keys.map[b"a".as_slice()].len(), 2);
     assert_eq!(
         m.apply(&Request::Compact(5)).0.result,
         Err(ApplyError::Compacted)

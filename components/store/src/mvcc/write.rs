@@ -179,13 +179,14 @@ impl Mvcc {
     /// The latest live value of a key.
     fn live(&self, key: &[u8]) -> Option<&Value> {
         self.keys
+            .map
             .get(key)
             .and_then(|h| h.last())
             .and_then(|r| r.value.as_ref())
     }
 
     fn put(&mut self, p: &Put, ctx: &mut WriteCtx) -> Option<KeyValue> {
-        let history = self.keys.entry(p.key.clone()).or_default();
+        let history = self.keys.map.entry(p.key.clone()).or_default();
         let prev_rec = history.last().filter(|r| r.value.is_some()).cloned();
         let prev = prev_rec.as_ref().and_then(|r| r.value.as_ref());
         let lease = if p.ignore_lease {
@@ -214,6 +215,9 @@ impl Mvcc {
         let prev_kv = prev_rec.as_ref().and_then(|r| record_kv(&p.key, r));
         let kv = record_kv(&p.key, &rec).expect("put record has a value");
         history.push(rec);
+        if prev_rec.is_none() {
+            self.keys.live.insert(p.key.clone());
+        }
         ctx.sub += 1;
         if old_lease != lease
             && let Some(l) = self.leases.get_mut(&old_lease)
@@ -238,7 +242,7 @@ impl Mvcc {
         }
         let mut deleted = 0;
         let mut prevs = Vec::new();
-        for (key, history) in self.keys.range_mut(bounds) {
+        for (key, history) in self.keys.map.range_mut(bounds) {
             let Some(last) = history.last() else { continue };
             let Some(v) = &last.value else { continue };
             let lease = v.lease;
@@ -250,6 +254,7 @@ impl Mvcc {
             };
             ctx.sub += 1;
             history.push(rec);
+            self.keys.live.remove(key);
             deleted += 1;
             if let Some(l) = self.leases.get_mut(&lease) {
                 l.keys.remove(key);
@@ -333,6 +338,7 @@ impl Mvcc {
             Vec::new()
         } else {
             self.keys
+                .map
                 .range(bounds)
                 .filter_map(|(k, h)| visible_at(h, self.revision).map(|r| (k, r)))
                 .filter(|(_, r)| r.value.is_some())
@@ -357,7 +363,8 @@ impl Mvcc {
         if rev > self.revision {
             return Err(ApplyError::FutureRevision);
         }
-        self.keys.retain(|_, history| {
+        // What is live at the current revision does not change: the last record stays.
+        self.keys.map.retain(|_, history| {
             let idx = history.partition_point(|r| r.main <= rev);
             if idx > 0 {
                 // Keep the record visible at `rev` if it is a put; a tombstone goes.
