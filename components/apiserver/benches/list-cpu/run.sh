@@ -8,8 +8,8 @@
 # BENCH_BINARY: the api bench's release executable (`cargo bench -p kubelab-apiserver --bench
 # api --no-run` prints it; copy it aside to compare builds). Its server mode
 # (BENCH_SERVER=embedded) serves HTTPS on loopback with the embedded store until stdin
-# closes. This script fills 1,280 pods, warms up with 2,000 lists, then times N (6,000)
-# `GET /api/v1/namespaces/bench/pods?limit=50` from `curl -Z --parallel-max 32` over HTTP/1.1
+# closes. This script fills FILL (default 1,280) pods, warms up with 2,000 lists, then times
+# N (6,000) `GET /api/v1/namespaces/bench/pods?limit=50` from `curl -Z --parallel-max 32` over HTTP/1.1
 # (HTTP=--http2 for HTTP/2) and prints the server's CPU (user + system from /proc) per list.
 # With OP=create, the warm-up and the timed requests are instead `POST .../pods` of the api
 # bench's pod with `generateName` (every one a new pod), at the same parallelism.
@@ -18,7 +18,7 @@
 # the profile. Everything lives in a scratch directory removed on exit; the server is
 # stopped by closing its stdin, perf by its own PID.
 set -euo pipefail
-BIN=$(realpath "$1"); MODE=${2:-cpu}; N=${N:-6000}; HTTP=${HTTP:---http1.1}; OP=${OP:-list}
+BIN=$(realpath "$1"); MODE=${2:-cpu}; N=${N:-6000}; HTTP=${HTTP:---http1.1}; OP=${OP:-list}; FILL=${FILL:-1280}
 case "$OP" in list|create) ;; *) echo "OP must be list or create, not $OP" >&2; exit 2;; esac
 PERF_OUT=$(realpath -m "${PERF_OUT:-perf.data}")
 HERE=$(dirname "$(realpath "$0")")
@@ -46,7 +46,7 @@ view '{.users[0].user.client-key-data}' | base64 -d > "$D/key"
 C=(curl -sS --cacert "$D/ca" --cert "$D/crt" --key "$D/key")
 "${C[@]}" -X POST -H content-type:application/json "$SERVER/api/v1/namespaces" \
     -d '{"metadata":{"name":"bench"}}' -o /dev/null
-python3 "$HERE/fill.py" "$SERVER" "$D" 1280
+python3 "$HERE/fill.py" "$SERVER" "$D" "$FILL"
 if [ "$OP" = create ]; then
     # One POST body for every URL of the config: generateName makes each a new pod.
     echo '{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"c-","labels":{"app":"bench"}},"spec":{"containers":[{"name":"c","image":"nginx:1.25","ports":[{"containerPort":80}]}]}}' > "$D/pod.json"
@@ -83,7 +83,7 @@ if [ "$OP" = create ]; then
     "${C[@]}" "$SERVER/api/v1/namespaces/bench/pods?limit=1" | python3 -c "
 import json, sys
 n = json.load(sys.stdin)['metadata'].get('remainingItemCount', 0) + 1
-want = 1280 + min(2000, $N) + $N
+want = $FILL + min(2000, $N) + $N
 assert n == want, f'{n} pods, expected {want}: some creates failed'
 print(n, 'pods stored, as expected')"
 fi
