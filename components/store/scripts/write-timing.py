@@ -47,7 +47,10 @@ def leader_cycles(evs):
             cur["index"] = idx
         if stage in ("apply", "committed") and idx != cur.get("index"):
             continue
-        if stage in ("fsync_start", "fsync_done") and idx < cur.get("index", 1 << 62):
+        if stage in ("fsync_start", "fsync_done", "fsync_cpu_wait") and idx < cur.get("index", 1 << 62):
+            continue
+        if stage == "fsync_cpu_wait":
+            cur.setdefault("cpu_wait", n)
             continue
         cur.setdefault(key, us)
     return cycles
@@ -58,6 +61,8 @@ def follower_by_index(evs):
     for stage, idx, n, us in evs:
         if stage in ("ae_recv", "ae_done") and n == 0:
             continue
+        if stage == "fsync_cpu_wait":
+            by.setdefault(idx, {}).setdefault("f_cpu_wait", n)
         if stage in ("ae_recv", "ae_done", "log_append", "fsync_start", "fsync_done", "apply"):
             by.setdefault(idx, {}).setdefault("f_" + stage, us)
     return by
@@ -131,6 +136,14 @@ def main():
         ds = [r[b] - r[a] for r in rows if a in r and b in r]
         if ds:
             print(f"{label:<16} p50 {statistics.median(ds):.0f} us, p90 {pct(ds, 0.9):.0f} us")
+    # Scheduler wait of the writer thread inside its group commit (runnable, no CPU).
+    ws = [r["cpu_wait"] for r in rows if "cpu_wait" in r]
+    fw = [f[r["index"]]["f_cpu_wait"] for r in rows for f in fols
+          if "f_cpu_wait" in f.get(r["index"], {})]
+    if ws and fw:
+        print(f"writer thread waiting for a CPU inside its commit: leader p50 "
+              f"{statistics.median(ws):.0f} us (mean {statistics.mean(ws):.0f}), every follower p50 "
+              f"{statistics.median(fw):.0f} us (mean {statistics.mean(fw):.0f})")
     # The follower above is the one whose reply came first (the faster of the two): its fsync
     # is not a fair comparison with the leader's. Every follower's commit of the same entries:
     ds = [f[r["index"]]["f_fsync_done"] - f[r["index"]]["f_fsync_start"] for r in rows

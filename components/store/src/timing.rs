@@ -24,3 +24,15 @@ pub fn now_us() -> u64 {
 pub fn mark(stage: &'static str, index: u64, n: usize) {
     tracing::debug!(target: "store_timing", stage, index, n, us = now_us());
 }
+
+/// The calling thread's total time spent runnable but waiting for a CPU, in microseconds (the
+/// second field of `/proc/thread-self/schedstat`), or `None` unless the `store_timing` marks are
+/// on (or the file is unreadable). Differences between two calls show scheduler wait.
+pub fn thread_run_wait_us() -> Option<u64> {
+    if !tracing::enabled!(target: "store_timing", tracing::Level::DEBUG) {
+        return None;
+    }
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ns / 1000)
+}

@@ -50,3 +50,43 @@ async fn a_reopened_log_keeps_the_vote_but_not_the_leadership() -> anyhow::Resul
     assert!(!v.committed, "a restarted member is not leader at once");
     Ok(())
 }
+
+/// The committed index is saved lazily (a slot the writer thread reads when it commits anyway,
+/// not a queued write of its own): a clean stop still writes the latest one, and a reopened log
+/// reads it back; a vote saved meanwhile (a commit touching the meta table) takes it along.
+#[tokio::test]
+async fn the_lazily_saved_committed_index_survives_a_clean_stop() -> anyhow::Result<()> {
+    use openraft::storage::RaftLogStorage;
+
+    let log_id = |term, index| {
+        kubelab_store::types::LogId::new(
+            openraft::impls::leader_id_adv::LeaderId { term, node_id: 1 },
+            index,
+        )
+    };
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("raft.redb");
+
+    let mut log = LogStore::open(&path)?;
+    log.save_committed(Some(log_id(2, 5))).await?;
+    // A durable meta write: the pending committed index rides along with it.
+    log.save_vote(&kubelab_store::types::Vote::new(2, 1))
+        .await?;
+    log.save_committed(Some(log_id(2, 9))).await?;
+    assert_eq!(
+        log.read_committed().await?,
+        Some(log_id(2, 9)),
+        "cached at once"
+    );
+    let closed = log.closed().expect("first call");
+    drop(log);
+    closed.await?;
+
+    let mut log = LogStore::open(&path)?;
+    assert_eq!(
+        log.read_committed().await?,
+        Some(log_id(2, 9)),
+        "the latest committed index is written at a clean stop"
+    );
+    Ok(())
+}
