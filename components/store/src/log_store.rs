@@ -21,10 +21,15 @@
 //! The writer thread runs at a raised priority (nice -10, see `raise_priority`): its commit
 //! is on every write's critical path and, on a busy host, it otherwise waits for a CPU.
 //!
-//! On open, fjall replays its journal, checking every batch's checksum: a torn last batch (a
-//! crash in the middle of a write, never acknowledged) is cut off, a checksum mismatch stops
-//! the open with an error. Then the vote, the purge point and the remaining entries are loaded
-//! into the cache, each record decoded.
+//! On open, fjall replays its journal, checking every batch's checksum over its keys and
+//! values: a torn last batch (a crash in the middle of a write, never acknowledged) is cut off,
+//! a checksum mismatch stops the open with an error. Then the vote, the purge point and the
+//! remaining entries are loaded into the cache, each record decoded, and checked to run without
+//! a gap from the purge point. What fjall's checksums do not cover — the framing bytes of a
+//! batch (tags, trailer, sequence number) — is read as a torn tail where damaged: the batches
+//! after it are dropped like a crash's unacknowledged tail (`docs/store.md`, "The log engine").
+//! A directory that holds files but no `version` file or no journal is refused
+//! (`check_layout`): fjall would open it as an empty database.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -108,6 +113,7 @@ struct Cache {
     last_purged: Option<LogId>,
     vote: Option<Vote>,
     committed: Option<LogId>,
+    node_id: Option<NodeId>,
 }
 
 enum WriteOp {
@@ -130,8 +136,6 @@ pub struct LogStore {
     writer: mpsc::Sender<WriteOp>,
     /// The latest committed index (encoded) not yet handed to the writer thread.
     pending_committed: Arc<Mutex<Option<Vec<u8>>>>,
-    meta: Keyspace,
-    path: PathBuf,
 }
 
 /// The open database: the handle and its two keyspaces.
@@ -183,11 +187,14 @@ impl LogStore {
                 });
             }
         }
+        check_layout(path)?;
         let original = DirContents::read(path).map_err(|e| dberr(e.into()))?;
         let opened = Database::builder(path)
             .cache_size(CACHE_BYTES)
             .max_journaling_size(JOURNAL_BYTES)
-            .worker_threads(1)
+            // Two: a memtable flush must not wait behind a compaction (sealed memtables piling
+            // up make fjall slow writers down by 100 ms sleeps).
+            .worker_threads(2)
             .open()
             .and_then(|db| {
                 let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
@@ -242,7 +249,12 @@ impl LogStore {
             let entry: Entry = decode(path, &format!("log {index}"), &v)?;
             cache.entries.insert(index, entry);
         }
-        let meta = db.meta.clone();
+        if let Some(v) = db.meta.get(KEY_NODE_ID).map_err(dberr)? {
+            cache.node_id = Some(decode(path, KEY_NODE_ID, &v)?);
+        }
+        check_no_gaps(&cache, path)?;
+        // No fjall handle stays with the caller: the database (and its directory lock) is the
+        // writer thread's alone, and closed once that thread ends, before `closed` fires.
         let (tx, rx) = mpsc::channel();
         let pending_committed = Arc::new(Mutex::new(None));
         let writer_pending = pending_committed.clone();
@@ -262,8 +274,6 @@ impl LogStore {
             cache: Arc::new(Mutex::new(cache)),
             writer: tx,
             pending_committed,
-            meta,
-            path: path.into(),
         })
     }
 
@@ -275,20 +285,15 @@ impl LogStore {
 
     /// The node id stored at first start, if any.
     pub fn stored_node_id(&self) -> Result<Option<NodeId>, OpenError> {
-        let v = self
-            .meta
-            .get(KEY_NODE_ID)
-            .map_err(|source| OpenError::Database {
-                path: self.path.clone(),
-                source,
-            })?;
-        v.map(|v| decode(&self.path, KEY_NODE_ID, &v)).transpose()
+        Ok(self.cache.lock().expect("log cache lock").node_id)
     }
 
     /// Persists this member's id (first start).
     pub async fn store_node_id(&self, id: NodeId) -> io::Result<()> {
         self.save_meta(KEY_NODE_ID, rmp_serde::to_vec(&id).map_err(io_err)?)
-            .await
+            .await?;
+        self.cache.lock().expect("log cache lock").node_id = Some(id);
+        Ok(())
     }
 
     /// Whether nothing was ever written (no vote, no log): a fresh member.
@@ -434,6 +439,54 @@ fn raise_priority() {
     }
 }
 
+/// Refuses a log directory that holds files but not fjall's `version` file or any journal:
+/// fjall would open it as a new, empty database (it takes a directory without `version` for a
+/// new one, and recovers no sequence numbers without a journal), and the member would start
+/// over with an empty log where it had one. Damage an operator can see and must decide on.
+fn check_layout(path: &Path) -> Result<(), OpenError> {
+    let damaged = |what: &str| OpenError::Database {
+        path: path.into(),
+        source: fjall::Error::Io(io::Error::new(io::ErrorKind::InvalidData, what.to_string())),
+    };
+    let Ok(rd) = std::fs::read_dir(path) else {
+        return Ok(());
+    };
+    let names: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    if !names.iter().any(|n| n == "version") {
+        return Err(damaged("its `version` file is missing"));
+    }
+    if !names.iter().any(|n| n.ends_with(".jnl")) {
+        return Err(damaged("it has no journal (`*.jnl`)"));
+    }
+    Ok(())
+}
+
+/// The entries must run without a gap from the purge point: a gap means the engine lost some.
+fn check_no_gaps(cache: &Cache, path: &Path) -> Result<(), OpenError> {
+    let mut expected = cache.last_purged.map(|p| p.index + 1);
+    for &index in cache.entries.keys() {
+        if let Some(e) = expected
+            && index != e
+        {
+            return Err(OpenError::Database {
+                path: path.into(),
+                source: fjall::Error::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("log entry {e} is missing (the next one is {index})"),
+                )),
+            });
+        }
+        expected = Some(index + 1);
+    }
+    Ok(())
+}
+
 /// Writes a group as one fjall batch, persisted (`fdatasync`) before this returns.
 ///
 /// All items of a batch get the same sequence number, so a key must appear once: an entry
@@ -479,68 +532,126 @@ fn write_group(db: &Db, ops: &[WriteOp]) -> io::Result<()> {
 }
 
 /// A log directory's files, kept while it is opened, to put back what a failed open changed
-/// (fjall may cut a journal tail off, or add files, before it finds the damage).
-struct DirContents(Vec<(PathBuf, Vec<u8>)>);
+/// (fjall may cut a journal tail off, or add files, before it finds the damage). A new journal
+/// is preallocated sparse (64 MiB of hole): each file is kept as its data extents and its
+/// length, so memory and time go to what the files really hold.
+struct DirContents(Vec<KeptFile>);
+
+#[derive(PartialEq)]
+struct KeptFile {
+    path: PathBuf,
+    len: u64,
+    /// (offset, bytes) of each data extent; the rest up to `len` is hole (zeros).
+    extents: Vec<(u64, Vec<u8>)>,
+}
+
+impl KeptFile {
+    fn read(path: PathBuf) -> io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open(&path)?;
+        let len = f.metadata()?.len();
+        let fd = f.as_raw_fd();
+        let mut extents = Vec::new();
+        let mut off = 0_u64;
+        while off < len {
+            // SAFETY: lseek on an fd this function owns; no memory is passed.
+            let data = unsafe { libc::lseek(fd, off as libc::off_t, libc::SEEK_DATA) };
+            if data < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::ENXIO) {
+                    break; // only hole from `off` to the end
+                }
+                return Err(e);
+            }
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+            if hole < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let (start, end) = (data as u64, (hole as u64).min(len));
+            let mut bytes = vec![0_u8; (end - start) as usize];
+            f.read_exact_at(&mut bytes, start)?;
+            extents.push((start, bytes));
+            off = end;
+        }
+        Ok(Self { path, len, extents })
+    }
+
+    fn bytes(&self) -> u64 {
+        self.extents.iter().map(|(_, b)| b.len() as u64).sum()
+    }
+
+    fn unchanged(&self) -> bool {
+        Self::read(self.path.clone()).is_ok_and(|now| now == *self)
+    }
+
+    fn put_back(&self) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::create(&self.path)?;
+        f.set_len(self.len)?;
+        for (off, bytes) in &self.extents {
+            f.write_all_at(bytes, *off)?;
+        }
+        f.sync_all()
+    }
+}
 
 impl DirContents {
-    /// `None` if there is no directory yet, or it is too large to keep in memory (then a failed
-    /// open may leave a torn journal tail cut off, which is what recovery does anyway).
+    /// `None` if there is no directory yet, or it holds too much to keep in memory (then a
+    /// failed open may leave a torn journal tail cut off, which is what recovery does anyway).
     fn read(dir: &Path) -> io::Result<Option<Self>> {
         if !dir.exists() {
             return Ok(None);
         }
         let mut files = Vec::new();
         let mut total = 0;
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d)? {
-                let e = e?;
-                let t = e.file_type()?;
-                if t.is_dir() {
-                    stack.push(e.path());
-                } else if t.is_file() {
-                    total += e.metadata()?.len();
-                    if total > RESTORE_LIMIT {
-                        return Ok(None);
-                    }
-                    files.push((e.path(), std::fs::read(e.path())?));
-                }
+        for path in files_under(dir)? {
+            let kept = KeptFile::read(path)?;
+            total += kept.bytes();
+            if total > RESTORE_LIMIT {
+                return Ok(None);
             }
+            files.push(kept);
         }
         Ok(Some(Self(files)))
     }
 
-    /// Puts back every file that changed, and removes the files that were not there.
+    /// Puts back every file that changed or went, and removes the files that were not there.
     fn restore(self, dir: &Path) {
-        let mut now = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                match e.file_type() {
-                    Ok(t) if t.is_dir() => stack.push(e.path()),
-                    Ok(t) if t.is_file() => now.push(e.path()),
-                    _ => {}
-                }
-            }
-        }
-        for p in now {
-            if !self.0.iter().any(|(q, _)| *q == p)
+        for p in files_under(dir).unwrap_or_default() {
+            if !self.0.iter().any(|f| f.path == p)
                 && let Err(e) = std::fs::remove_file(&p)
             {
                 tracing::error!(path = %p.display(), error = %e, "could not remove a file the failed open added");
             }
         }
-        for (p, bytes) in self.0 {
-            if std::fs::read(&p).ok().as_deref() != Some(bytes.as_slice())
-                && let Err(e) = std::fs::write(&p, &bytes)
+        for f in self.0 {
+            if !f.unchanged()
+                && let Err(e) = f.put_back()
             {
-                tracing::error!(path = %p.display(), error = %e, "could not restore a file's original bytes");
+                tracing::error!(path = %f.path.display(), error = %e, "could not restore a file's original bytes");
             }
         }
     }
+}
+
+/// The regular files under `dir`, recursively.
+fn files_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let t = e.file_type()?;
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                files.push(e.path());
+            }
+        }
+    }
+    Ok(files)
 }
 
 fn read_range<RB: RangeBounds<u64>>(cache: &Mutex<Cache>, range: RB) -> Vec<Entry> {

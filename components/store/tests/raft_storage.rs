@@ -89,3 +89,70 @@ async fn the_lazily_saved_committed_index_survives_a_clean_stop() -> anyhow::Res
     );
     Ok(())
 }
+
+/// A log directory that lost fjall's `version` file or its journals is refused with the reason
+/// (fjall itself would open it as a new, empty log); so is a data dir of the older redb format.
+#[tokio::test]
+async fn a_damaged_or_old_log_directory_is_refused() -> anyhow::Result<()> {
+    use openraft::storage::RaftLogStorage;
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("raft-log");
+    let mut log = LogStore::open(&path)?;
+    log.save_vote(&kubelab_store::types::Vote::new(2, 1))
+        .await?;
+    let closed = log.closed().expect("first call");
+    drop(log);
+    closed.await?;
+
+    let moved = dir.path().join("moved");
+    for (name, why) in [
+        ("version", "`version` file is missing"),
+        ("0.jnl", "no journal"),
+    ] {
+        std::fs::rename(path.join(name), &moved)?;
+        let err = match LogStore::open(&path) {
+            Ok(_) => anyhow::bail!("opened without {name}"),
+            Err(e) => err_chain(&e),
+        };
+        let source = err;
+        anyhow::ensure!(
+            source.contains(why) && source.contains("raft-log"),
+            "{source}"
+        );
+        std::fs::rename(&moved, path.join(name))?;
+    }
+    // Put back, it opens again, with the vote.
+    let mut log = LogStore::open(&path)?;
+    anyhow::ensure!(
+        openraft::storage::RaftLogReader::read_vote(&mut log)
+            .await?
+            .is_some()
+    );
+    let closed = log.closed().expect("first call");
+    drop(log);
+    closed.await?;
+
+    std::fs::write(dir.path().join("raft.redb"), b"an old log")?;
+    let err = match LogStore::open(&path) {
+        Ok(_) => anyhow::bail!("opened next to an old raft.redb"),
+        Err(e) => e.to_string(),
+    };
+    anyhow::ensure!(
+        err.contains("raft.redb") && err.contains("older kubelab"),
+        "{err}"
+    );
+    Ok(())
+}
+
+/// The error and its sources, as the member prints them (`{:#}` of the anyhow error).
+fn err_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
