@@ -192,9 +192,12 @@ impl LogStore {
         let opened = Database::builder(path)
             .cache_size(CACHE_BYTES)
             .max_journaling_size(JOURNAL_BYTES)
-            // Two: a memtable flush must not wait behind a compaction (sealed memtables piling
-            // up make fjall slow writers down by 100 ms sleeps).
-            .worker_threads(2)
+            // One background thread (flushes, compactions). Two were measured too, so that a
+            // flush never waits behind a compaction: 1-client puts 1.14-1.41x of etcd and
+            // 100-client p99 0.59-1.05x against 1.28-1.56x and 0.62-0.85x with one, in the
+            // same sittings (`docs/benchmarks.md`, session 9). The log's compactions are small:
+            // the log is purged behind every snapshot.
+            .worker_threads(1)
             .open()
             .and_then(|db| {
                 let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
