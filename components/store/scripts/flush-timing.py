@@ -3,11 +3,14 @@
 
 Usage: flush-timing.py SCRATCH_DIR   (written by profile-writes with PROFILE_STRACE=1)
 
+Written for the redb log, which wrote pages with pwrite64; the fjall journal (session 9) is
+written with write(2), which this script does not count yet.
+
 Joins each member's `store_timing` marks `fsync_start`/`fsync_done` (log writer thread,
 components/store/src/log_store.rs) with that thread's `pwrite64`/`fdatasync` calls from
 `strace -f -ttt -T` (wall clock, the same clock as the marks) and prints, per member, the
-medians of: mark -> first pwrite64 (redb: begin_write, inserts, page allocation), first ->
-last pwrite64 end (writing the dirty pages), last pwrite64 -> fdatasync entry (redb CPU between
+medians of: mark -> first pwrite64 (the engine building the batch), first ->
+last pwrite64 end (writing the dirty pages), last pwrite64 -> fdatasync entry (engine CPU between
 the pages and the sync), fdatasync itself, and fdatasync return -> `fsync_done` mark (waiting
 for a CPU after the sync, then the mark). The leader is the member with `grpc_put` marks.
 Also prints `schedstat` deltas of the writer thread (CPU time and run-queue wait per commit).

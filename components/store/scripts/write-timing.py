@@ -116,7 +116,7 @@ def main():
                         ("log_append", "ae_send", "leader append -> AppendEntries sent"),
                         ("ae_send", "f_ae_recv", "AppendEntries on the wire (send -> follower handler)"),
                         ("f_ae_recv", "f_fsync_start", "follower handler -> its group commit starts"),
-                        ("f_fsync_start", "f_fsync_done", "follower group commit (redb + fsync)"),
+                        ("f_fsync_start", "f_fsync_done", "follower group commit (log batch + fsync)"),
                         ("f_fsync_done", "f_ae_done", "follower fsync done -> reply leaves handler"),
                         ("f_ae_done", "ae_reply", "reply on the wire (handler -> leader's call returns)"),
                         ("ae_reply", "apply", "leader: reply -> commit -> apply starts"),

@@ -28,7 +28,7 @@ pub enum ClusterState {
 pub struct Config {
     /// Human-readable member name; must appear in `initial_cluster` when that is set.
     pub name: String,
-    /// Directory of the Raft log (`raft.redb`) and snapshots (`snap/`); created if missing.
+    /// Directory of the Raft log (`raft-log/`, a fjall database) and snapshots (`snap/`); created if missing.
     pub data_dir: PathBuf,
     /// URLs to serve the etcd v3 API on (`http://127.0.0.1:2379`; port 0 picks a free port).
     pub listen_client_urls: Vec<String>,

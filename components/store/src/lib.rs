@@ -4,7 +4,7 @@
 //! # Layout (the split of openraft's examples)
 //!
 //! - [`types`]: the Raft type config and the commands in the log ([`types::Request`]).
-//! - [`log_store`]: Raft log + vote, durable in redb (group commit, fsync before ack).
+//! - [`log_store`]: Raft log + vote, durable in fjall (group commit, one journal append + fsync before ack).
 //! - [`state_machine`]: applies entries to [`mvcc`], builds/installs snapshots, announces
 //!   applied revisions to watchers.
 //! - [`mvcc`]: etcd's data model (revisions, versions, txn, compaction, leases), deterministic.

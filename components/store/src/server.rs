@@ -56,7 +56,7 @@ pub enum Error {
     #[error(transparent)]
     State(#[from] LoadError),
     /// Persisting the member id failed.
-    #[error("writing the member id to the raft log database")]
+    #[error("writing the member id to the raft log")]
     NodeId(#[source] std::io::Error),
     /// openraft rejected the configuration.
     #[error("raft configuration")]
@@ -214,7 +214,7 @@ pub async fn start(config: Config) -> Result<RunningStore, Error> {
 
     // The snapshot first: if it is corrupt, the log database is never opened.
     let sm = StateMachineStore::open(&dir.join("snap"))?;
-    let mut log = LogStore::open(&dir.join("raft.redb"))?;
+    let mut log = LogStore::open(&dir.join("raft-log"))?;
     let mut log_closed = log.closed();
     let urls = (peer_urls, client_urls);
     match start_member(config, log, sm, peers, clients, urls).await {

@@ -1,4 +1,4 @@
-//! openraft's own storage test suite against our redb log store and snapshotting state machine.
+//! openraft's own storage test suite against our write-ahead log store and snapshotting state machine.
 
 use kubelab_store::log_store::LogStore;
 use kubelab_store::state_machine::StateMachineStore;
@@ -12,7 +12,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = LogStore::open(&dir.path().join("raft.redb")).expect("open log");
+        let log = LogStore::open(&dir.path().join("raft-log")).expect("open log");
         let sm = StateMachineStore::open(&dir.path().join("snap")).expect("open state machine");
         Ok((dir, log, sm))
     }
@@ -32,7 +32,7 @@ async fn a_reopened_log_keeps_the_vote_but_not_the_leadership() -> anyhow::Resul
     use openraft::storage::{RaftLogReader, RaftLogStorage};
 
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("raft.redb");
+    let path = dir.path().join("raft-log");
     let mut log = LogStore::open(&path)?;
     let vote = kubelab_store::types::Vote::new_committed(3, 7);
     log.save_vote(&vote).await?;
@@ -51,9 +51,8 @@ async fn a_reopened_log_keeps_the_vote_but_not_the_leadership() -> anyhow::Resul
     Ok(())
 }
 
-/// The committed index is saved lazily (a slot the writer thread reads when it commits anyway,
-/// not a queued write of its own): a clean stop still writes the latest one, and a reopened log
-/// reads it back; a vote saved meanwhile (a commit touching the meta table) takes it along.
+/// The committed index is saved lazily (a record written along with a later flush, not a flush
+/// of its own): a clean stop still writes the latest one, and a reopened log reads it back.
 #[tokio::test]
 async fn the_lazily_saved_committed_index_survives_a_clean_stop() -> anyhow::Result<()> {
     use openraft::storage::RaftLogStorage;
@@ -65,11 +64,11 @@ async fn the_lazily_saved_committed_index_survives_a_clean_stop() -> anyhow::Res
         )
     };
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("raft.redb");
+    let path = dir.path().join("raft-log");
 
     let mut log = LogStore::open(&path)?;
     log.save_committed(Some(log_id(2, 5))).await?;
-    // A durable meta write: the pending committed index rides along with it.
+    // A durable write: the pending committed index rides along with it.
     log.save_vote(&kubelab_store::types::Vote::new(2, 1))
         .await?;
     log.save_committed(Some(log_id(2, 9))).await?;
@@ -89,4 +88,71 @@ async fn the_lazily_saved_committed_index_survives_a_clean_stop() -> anyhow::Res
         "the latest committed index is written at a clean stop"
     );
     Ok(())
+}
+
+/// A log directory that lost fjall's `version` file or its journals is refused with the reason
+/// (fjall itself would open it as a new, empty log); so is a data dir of the older redb format.
+#[tokio::test]
+async fn a_damaged_or_old_log_directory_is_refused() -> anyhow::Result<()> {
+    use openraft::storage::RaftLogStorage;
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("raft-log");
+    let mut log = LogStore::open(&path)?;
+    log.save_vote(&kubelab_store::types::Vote::new(2, 1))
+        .await?;
+    let closed = log.closed().expect("first call");
+    drop(log);
+    closed.await?;
+
+    let moved = dir.path().join("moved");
+    for (name, why) in [
+        ("version", "`version` file is missing"),
+        ("0.jnl", "no journal"),
+    ] {
+        std::fs::rename(path.join(name), &moved)?;
+        let err = match LogStore::open(&path) {
+            Ok(_) => anyhow::bail!("opened without {name}"),
+            Err(e) => err_chain(&e),
+        };
+        let source = err;
+        anyhow::ensure!(
+            source.contains(why) && source.contains("raft-log"),
+            "{source}"
+        );
+        std::fs::rename(&moved, path.join(name))?;
+    }
+    // Put back, it opens again, with the vote.
+    let mut log = LogStore::open(&path)?;
+    anyhow::ensure!(
+        openraft::storage::RaftLogReader::read_vote(&mut log)
+            .await?
+            .is_some()
+    );
+    let closed = log.closed().expect("first call");
+    drop(log);
+    closed.await?;
+
+    std::fs::write(dir.path().join("raft.redb"), b"an old log")?;
+    let err = match LogStore::open(&path) {
+        Ok(_) => anyhow::bail!("opened next to an old raft.redb"),
+        Err(e) => e.to_string(),
+    };
+    anyhow::ensure!(
+        err.contains("raft.redb") && err.contains("older kubelab"),
+        "{err}"
+    );
+    Ok(())
+}
+
+/// The error and its sources, as the member prints them (`{:#}` of the anyhow error).
+fn err_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }

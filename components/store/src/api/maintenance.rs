@@ -65,7 +65,7 @@ impl PbMaintenanceService for Api {
         _req: Request<PbDefragmentRequest>,
     ) -> Result<Response<PbDefragmentResponse>, Status> {
         Err(Status::unimplemented(
-            "defragment is not needed: redb reuses freed pages",
+            "defragment is not needed: the log engine compacts in the background",
         ))
     }
 

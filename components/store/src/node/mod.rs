@@ -123,10 +123,13 @@ impl Node {
         Some((id, node))
     }
 
-    /// Bytes used on disk by the log database and the snapshot.
+    /// Bytes used on disk by the log (its chunk files) and the snapshot.
     pub fn db_size(&self) -> u64 {
         let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
-        size(self.data_dir.join("raft.redb")) + size(self.data_dir.join("snap/snapshot.bin"))
+        let log: u64 = std::fs::read_dir(self.data_dir.join("raft-log"))
+            .map(|d| d.flatten().map(|e| size(e.path())).sum())
+            .unwrap_or(0);
+        log + size(self.data_dir.join("snap/snapshot.bin"))
     }
 
     /// The current Raft term.
